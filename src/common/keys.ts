@@ -1,0 +1,14 @@
+// Object layout in the one bucket. Every writer and reader goes through these helpers so the
+// layout is defined once.
+export const keys = {
+  /** Where @tus/s3-store keeps in-progress uploads (its own .info/.part objects live beside). */
+  uploadPrefix: 'uploads/',
+  /** The finished, verified source of a video. */
+  source: (videoId: string) => `sources/${videoId}/source`,
+  /** Everything the player fetches: master.m3u8, {rendition}/index.m3u8, segments, posters. */
+  hlsPrefix: (videoId: string) => `hls/${videoId}/`,
+  hls: (videoId: string, rel: string) => `hls/${videoId}/${rel}`,
+};
+
+/** Ids are `vid_`/`upl_` + 20 lowercase base32 chars: safe in paths, URLs and object keys. */
+export const ID_RE = /^(vid|upl)_[a-z2-7]{20}$/;
