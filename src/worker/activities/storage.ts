@@ -1,0 +1,61 @@
+// Moving files between the worker's scratch dir and MinIO.
+import fs from 'node:fs';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.m3u8': 'application/vnd.apple.mpegurl',
+  '.m4s': 'video/iso.segment',
+  '.mp4': 'video/mp4',
+  '.ts': 'video/mp2t',
+  '.vtt': 'text/vtt',
+  '.jpg': 'image/jpeg',
+  '.json': 'application/json',
+};
+
+export const contentTypeOf = (file: string) => CONTENT_TYPES[path.extname(file)] ?? 'application/octet-stream';
+
+/** Downloads an object to a local file unless a complete copy is already there (same size). */
+export async function downloadObject(s3: S3Client, bucket: string, key: string, file: string): Promise<void> {
+  const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+  if (fs.existsSync(file) && fs.statSync(file).size === head.ContentLength) return;
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  const tmp = `${file}.part`;
+  await pipeline(res.Body as Readable, fs.createWriteStream(tmp));
+  fs.renameSync(tmp, file); // never leave a half-downloaded file under the final name
+}
+
+function walk(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = path.join(dir, e.name);
+    return e.isDirectory() ? walk(p) : [p];
+  });
+}
+
+/**
+ * Puts every file under dir to prefix + relative path. Playlists go last, so a playlist is never
+ * visible before the segments it names.
+ */
+export async function uploadDirectory(s3: S3Client, bucket: string, dir: string, prefix: string, signal?: AbortSignal): Promise<number> {
+  const files = walk(dir).sort((a, b) => Number(a.endsWith('.m3u8')) - Number(b.endsWith('.m3u8')));
+  const isPlaylist = (f: string) => f.endsWith('.m3u8');
+  const put = (file: string) =>
+    s3.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: prefix + path.relative(dir, file).split(path.sep).join('/'),
+        Body: fs.readFileSync(file),
+        ContentType: contentTypeOf(file),
+      }),
+      { abortSignal: signal },
+    );
+  const media = files.filter((f) => !isPlaylist(f));
+  for (let i = 0; i < media.length; i += 8) await Promise.all(media.slice(i, i + 8).map(put));
+  // Media playlists before the master.
+  const playlists = files.filter(isPlaylist).sort((a, b) => Number(path.basename(a) === 'master.m3u8') - Number(path.basename(b) === 'master.m3u8'));
+  for (const f of playlists) await put(f);
+  return files.length;
+}

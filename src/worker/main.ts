@@ -1,0 +1,52 @@
+// The Temporal worker process: polls cfg.temporal.taskQueue, runs VideoProcessingWorkflow and its
+// activities, which call the native engine in-process.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { loadConfig } from '../common/config.ts';
+import { createPool } from '../common/db.ts';
+import { ladderFromEnv } from '../common/ladder.ts';
+import { createLogger } from '../common/log.ts';
+import { createS3 } from '../common/s3.ts';
+import * as media from '../media/index.ts';
+import { createActivities } from './activities/index.ts';
+
+const cfg = loadConfig();
+const log = createLogger('worker', cfg.logLevel);
+const pool = createPool(cfg, 4);
+const s3 = createS3(cfg);
+
+const connection = await NativeConnection.connect({ address: cfg.temporal.address });
+const worker = await Worker.create({
+  connection,
+  namespace: cfg.temporal.namespace,
+  taskQueue: cfg.temporal.taskQueue,
+  workflowsPath: fileURLToPath(new URL('./workflows/index.ts', import.meta.url)),
+  activities: createActivities({ cfg, pool, s3, log, media, ladder: ladderFromEnv() }),
+  // Encodes are CPU-bound: one at a time per worker unless told otherwise.
+  maxConcurrentActivityTaskExecutions: Number(process.env.VORA_WORKER_ENCODE_SLOTS ?? 1),
+  shutdownGraceTime: '30s',
+});
+
+const readyFile = path.join(cfg.dataDir, 'run', 'worker.ready');
+const running = worker.run();
+const poll = setInterval(() => {
+  if (worker.getState() === 'RUNNING') {
+    clearInterval(poll);
+    fs.mkdirSync(path.dirname(readyFile), { recursive: true });
+    fs.writeFileSync(readyFile, String(process.pid));
+    log.info({ taskQueue: cfg.temporal.taskQueue }, 'worker running');
+  }
+}, 100);
+
+try {
+  await running; // returns after SIGINT/SIGTERM: the SDK stops polling and drains in-flight tasks
+} finally {
+  clearInterval(poll);
+  fs.rmSync(readyFile, { force: true });
+  await connection.close();
+  await pool.end();
+  s3.destroy();
+  log.info('worker stopped');
+}
