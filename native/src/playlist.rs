@@ -1,0 +1,155 @@
+//! HLS playlist text: parsing the media playlists libavformat wrote (to report what
+//! is really on disk) and writing the RFC 8216 master playlist.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MediaSegment {
+    pub uri: String,
+    pub duration_sec: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MediaPlaylist {
+    pub init_uri: Option<String>,
+    pub target_duration: Option<u32>,
+    pub segments: Vec<MediaSegment>,
+    pub ended: bool,
+}
+
+/// Parses the subset of a media playlist we need: EXT-X-MAP, EXTINF + URI pairs.
+pub fn parse_media_playlist(text: &str) -> Result<MediaPlaylist, String> {
+    let mut pl = MediaPlaylist::default();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    if lines.next() != Some("#EXTM3U") {
+        return Err("missing #EXTM3U header".into());
+    }
+    let mut pending: Option<f64> = None;
+    for line in lines {
+        if let Some(rest) = line.strip_prefix("#EXTINF:") {
+            let dur = rest.split(',').next().unwrap_or("").trim();
+            pending = Some(dur.parse::<f64>().map_err(|e| format!("bad EXTINF {dur:?}: {e}"))?);
+        } else if let Some(rest) = line.strip_prefix("#EXT-X-MAP:") {
+            pl.init_uri = attr(rest, "URI");
+        } else if let Some(rest) = line.strip_prefix("#EXT-X-TARGETDURATION:") {
+            pl.target_duration = rest.trim().parse().ok();
+        } else if line == "#EXT-X-ENDLIST" {
+            pl.ended = true;
+        } else if !line.starts_with('#') {
+            let duration_sec = pending.take().ok_or_else(|| format!("URI {line:?} without EXTINF"))?;
+            pl.segments.push(MediaSegment { uri: line.to_string(), duration_sec });
+        }
+    }
+    Ok(pl)
+}
+
+fn attr(list: &str, key: &str) -> Option<String> {
+    let start = list.find(&format!("{key}="))? + key.len() + 1;
+    let rest = &list[start..];
+    if let Some(quoted) = rest.strip_prefix('"') {
+        quoted.split('"').next().map(str::to_string)
+    } else {
+        rest.split(',').next().map(str::to_string)
+    }
+}
+
+/// One `EXT-X-STREAM-INF` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantEntry {
+    pub uri: String,
+    pub bandwidth: u64,
+    pub average_bandwidth: u64,
+    pub width: u32,
+    pub height: u32,
+    pub codecs: String,
+    pub frame_rate: f64,
+}
+
+/// Master playlist, lowest bandwidth first (players start at the first entry).
+pub fn master_playlist(variants: &[VariantEntry]) -> String {
+    let mut sorted: Vec<&VariantEntry> = variants.iter().collect();
+    sorted.sort_by_key(|v| v.bandwidth);
+    let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    for v in sorted {
+        out.push_str(&format!(
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},RESOLUTION={}x{},CODECS=\"{}\",FRAME-RATE={:.3}\n{}\n",
+            v.bandwidth, v.average_bandwidth, v.width, v.height, v.codecs, v.frame_rate, v.uri
+        ));
+    }
+    out
+}
+
+/// (peak, average) bits per second over segments given as (bytes, seconds).
+/// Peak is the max per-segment rate, which is what BANDWIDTH must bound (RFC 8216 4.3.4.2).
+pub fn measure_bandwidth(segments: &[(u64, f64)]) -> (u64, u64) {
+    let mut peak = 0.0f64;
+    let (mut bytes, mut secs) = (0u64, 0.0f64);
+    for &(b, d) in segments {
+        bytes += b;
+        secs += d;
+        if d > 0.0 {
+            #[allow(clippy::cast_precision_loss)]
+            let rate = b as f64 * 8.0 / d;
+            peak = peak.max(rate);
+        }
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let avg = if secs > 0.0 { bytes as f64 * 8.0 / secs } else { 0.0 };
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    (peak.ceil() as u64, avg.ceil() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MEDIA: &str = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:4.000000,\nseg_00000.m4s\n#EXTINF:2.000000,\nseg_00001.m4s\n#EXT-X-ENDLIST\n";
+
+    #[test]
+    fn parses_ffmpeg_media_playlist() {
+        let pl = parse_media_playlist(MEDIA).expect("parse");
+        assert_eq!(pl.init_uri.as_deref(), Some("init.mp4"));
+        assert_eq!(pl.target_duration, Some(4));
+        assert!(pl.ended);
+        assert_eq!(pl.segments.len(), 2);
+        assert_eq!(pl.segments[1].uri, "seg_00001.m4s");
+        assert!((pl.segments[0].duration_sec - 4.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(parse_media_playlist("hello").is_err());
+        assert!(parse_media_playlist("#EXTM3U\nseg.m4s\n").is_err());
+    }
+
+    #[test]
+    fn master_is_sorted_and_complete() {
+        let v = |h: u32, bw: u64| VariantEntry {
+            uri: format!("{h}p/index.m3u8"),
+            bandwidth: bw,
+            average_bandwidth: bw / 2,
+            width: h * 16 / 9,
+            height: h,
+            codecs: "avc1.64001f,mp4a.40.2".into(),
+            frame_rate: 29.97,
+        };
+        let text = master_playlist(&[v(720, 3_000_000), v(360, 800_000)]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "#EXTM3U");
+        assert!(lines.contains(&"#EXT-X-INDEPENDENT-SEGMENTS"));
+        assert_eq!(
+            lines[3],
+            "#EXT-X-STREAM-INF:BANDWIDTH=800000,AVERAGE-BANDWIDTH=400000,RESOLUTION=640x360,CODECS=\"avc1.64001f,mp4a.40.2\",FRAME-RATE=29.970"
+        );
+        assert_eq!(lines[4], "360p/index.m3u8");
+        assert_eq!(lines[6], "720p/index.m3u8");
+    }
+
+    #[test]
+    fn bandwidth_peak_and_average() {
+        let (peak, avg) = measure_bandwidth(&[(500_000, 4.0), (400_000, 2.0)]);
+        assert_eq!(peak, 1_600_000);
+        assert_eq!(avg, 1_200_000);
+        assert_eq!(measure_bandwidth(&[]), (0, 0));
+    }
+}

@@ -1,0 +1,198 @@
+// ClickHouse access for playback analytics, written for the pinned server, ClickHouse 18.16:
+// - @clickhouse/client 1.x works against it for ping, command, JSONEachRow insert and JSON selects
+//   as long as no newer settings are passed (no query parameters: `{name:Type}` binding arrived in
+//   19.x, so values are escaped here; no date_time_input_format, async_insert, ...).
+// - No `database` on the client: the database does not exist before ensureClickhouseSchema.
+// - UInt64 results come back as JSON strings (output_format_json_quote_64bit_integers).
+import fs from 'node:fs';
+import path from 'node:path';
+import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
+import { REPO_ROOT, loadConfig, type VoraConfig } from '../common/config.ts';
+import type { Batch, Sink } from './buffer.ts';
+
+export const EVENTS_TABLE = 'playback_events';
+
+export function createClickhouse(cfg: VoraConfig, opts: { requestTimeoutMs?: number } = {}): ClickHouseClient {
+  return createClient({
+    url: cfg.clickhouse.url,
+    request_timeout: opts.requestTimeoutMs ?? 10_000,
+    compression: { request: true, response: false },
+    max_open_connections: 4,
+    // 18.16 closes idle HTTP connections after keep_alive_timeout (3 s); reuse only younger ones.
+    keep_alive: { enabled: true, idle_socket_ttl: 2_000 },
+    application: 'vora',
+    // Failures are reported by the callers (EventBuffer logs retries); the client's own console
+    // logging would print every retry of an outage as a stack trace.
+    log: { level: ClickHouseLogLevel.OFF },
+  });
+}
+
+/** Splits a .sql file into statements: `--` comments removed, then split on ';'. */
+export function splitSql(sql: string): string[] {
+  return sql
+    .split('\n')
+    .map((l) => l.replace(/--.*$/, ''))
+    .join('\n')
+    .split(';')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/**
+ * Applies clickhouse/*.sql in name order. Every statement is written to be idempotent
+ * (IF NOT EXISTS), so this runs on every start; the supervisor calls it once ClickHouse is up.
+ */
+export async function ensureClickhouseSchema(
+  cfg: VoraConfig,
+  opts: { dir?: string; client?: ClickHouseClient } = {},
+): Promise<string[]> {
+  const dir = opts.dir ?? path.join(REPO_ROOT, 'clickhouse');
+  const client = opts.client ?? createClickhouse(cfg);
+  const applied: string[] = [];
+  try {
+    for (const name of fs.readdirSync(dir).filter((f) => f.endsWith('.sql')).sort()) {
+      const sql = fs.readFileSync(path.join(dir, name), 'utf8');
+      for (const stmt of splitSql(sql)) {
+        // The schema files name the database "vora"; a different configured name is substituted.
+        await client.command({ query: renameDb(stmt, cfg.clickhouse.database) });
+      }
+      applied.push(name);
+    }
+  } finally {
+    if (!opts.client) await client.close();
+  }
+  return applied;
+}
+
+function renameDb(stmt: string, db: string): string {
+  if (db === 'vora') return stmt;
+  return stmt.replace(/\bvora\./g, `${quoteIdent(db)}.`).replace(/(DATABASE IF NOT EXISTS\s+)vora\b/i, `$1${quoteIdent(db)}`);
+}
+
+export const quoteIdent = (name: string) => '`' + name.replace(/[`\\]/g, (c) => '\\' + c) + '`';
+/** String literal for 18.16 (no query parameters there). */
+export const quoteString = (s: string) => "'" + s.replace(/[\\']/g, (c) => '\\' + c) + "'";
+
+/** ClickHouse exception codes that mean the data itself is refused: retrying cannot help. */
+const PERMANENT_CODES = new Set([6, 16, 26, 27, 38, 41, 53, 62, 69, 70, 72, 117, 131, 321]);
+
+/** The client's parser misses 18.16's "Code: 27, e.displayText() = ..." format; read it here. */
+export function clickhouseErrorCode(err: unknown): number | undefined {
+  const code = Number((err as { code?: unknown })?.code);
+  if (Number.isInteger(code) && code > 0) return code;
+  const m = /\bCode: (\d+)/.exec(String((err as { message?: unknown })?.message ?? ''));
+  return m ? Number(m[1]) : undefined;
+}
+
+function markPermanent(err: unknown): unknown {
+  const code = clickhouseErrorCode(err);
+  if (code !== undefined && PERMANENT_CODES.has(code) && err && typeof err === 'object') {
+    (err as { permanent?: boolean }).permanent = true;
+  }
+  return err;
+}
+
+/**
+ * Sink for EventBuffer. A retried batch first checks how many rows of its batch_id are stored:
+ * all of them means the earlier attempt succeeded (only the answer was lost) and the batch is
+ * skipped; a partial batch is written again and the duplicates collapse by event_id (FINAL).
+ */
+export function clickhouseSink(client: ClickHouseClient, database = 'vora'): Sink {
+  const table = `${quoteIdent(database)}.${quoteIdent(EVENTS_TABLE)}`;
+  return async (batch: Batch, { retry }) => {
+    try {
+      if (retry && (await storedRows(client, table, batch)) >= batch.rows.length) return;
+      await client.insert({ table, values: batch.rows, format: 'JSONEachRow' });
+    } catch (err) {
+      throw markPermanent(err);
+    }
+  };
+}
+
+async function storedRows(client: ClickHouseClient, table: string, batch: Batch): Promise<number> {
+  // video_id leads the sorting key, so naming the batch's videos lets the index skip the rest.
+  const videos = [...new Set(batch.rows.map((r) => r.video_id))].map(quoteString).join(',');
+  const rs = await client.query({
+    query: `SELECT count() AS n FROM ${table} WHERE video_id IN (${videos}) AND batch_id = ${quoteString(batch.batchId)}`,
+    format: 'JSONEachRow',
+  });
+  const rows = await rs.json<{ n: string | number }>();
+  return Number(rows[0]?.n ?? 0);
+}
+
+export interface VideoAnalytics {
+  views: number;
+  averageWatchTimeSec: number;
+  dropOff: { segment: number; viewers: number }[];
+  bitrateDistribution: { bandwidth: number; share: number }[];
+}
+
+let defaultClient: ClickHouseClient | null = null;
+
+/**
+ * CONTRACT.md `GET /v1/videos/{id}/analytics`. Definitions:
+ * - views: distinct sessions that sent any event for the video;
+ * - averageWatchTimeSec: per session the largest `watchTimeSec` of its `watch_time` events (players
+ *   report the session's cumulative watch time, so a lost or repeated event does not skew it),
+ *   summed and divided by views (a session without watch_time events counts as 0);
+ * - dropOff: per segment index, distinct sessions with a `segment_fetched` for it (renditions are
+ *   segment-aligned, so the index is comparable across renditions), ascending by segment;
+ * - bitrateDistribution: share of `segment_fetched` events per `bandwidth` (time spent per rung);
+ *   if no segment_fetched carries a bandwidth, the share of `bitrate_selected` events instead.
+ * All reads use FINAL so rows of a retried batch that are not merged yet count once.
+ */
+export async function videoAnalytics(
+  videoId: string,
+  opts: { client?: ClickHouseClient; cfg?: VoraConfig } = {},
+): Promise<VideoAnalytics> {
+  const cfg = opts.cfg ?? loadConfig();
+  const client = opts.client ?? (defaultClient ??= createClickhouse(cfg));
+  const t = `${quoteIdent(cfg.clickhouse.database)}.${quoteIdent(EVENTS_TABLE)}`;
+  const v = quoteString(videoId);
+  const q = async <T>(query: string): Promise<T[]> => (await client.query({ query, format: 'JSONEachRow' })).json<T>();
+
+  const [viewRows, watchRows, drop, rates] = await Promise.all([
+    q<{ views: string }>(`SELECT uniqExact(session_id) AS views FROM ${t} FINAL WHERE video_id = ${v}`),
+    q<{ total: number | null }>(
+      `SELECT sum(w) AS total FROM (
+         SELECT session_id, max(assumeNotNull(watch_time_sec)) AS w
+         FROM ${t} FINAL
+         WHERE video_id = ${v} AND type = 'watch_time' AND isNotNull(watch_time_sec)
+         GROUP BY session_id)`,
+    ),
+    q<{ segment: number; viewers: string }>(
+      `SELECT assumeNotNull(segment) AS segment, uniqExact(session_id) AS viewers
+       FROM ${t} FINAL
+       WHERE video_id = ${v} AND type = 'segment_fetched' AND isNotNull(segment)
+       GROUP BY segment ORDER BY segment`,
+    ),
+    q<{ type: string; bandwidth: number; n: string }>(
+      `SELECT type, assumeNotNull(bandwidth) AS bandwidth, count() AS n
+       FROM ${t} FINAL
+       WHERE video_id = ${v} AND type IN ('segment_fetched', 'bitrate_selected') AND isNotNull(bandwidth)
+       GROUP BY type, bandwidth`,
+    ),
+  ]);
+
+  const views = Number(viewRows[0]?.views ?? 0);
+  const watchTotal = Number(watchRows[0]?.total ?? 0);
+  const fetched = rates.filter((r) => r.type === 'segment_fetched');
+  const basis = fetched.length > 0 ? fetched : rates.filter((r) => r.type === 'bitrate_selected');
+  const total = basis.reduce((s, r) => s + Number(r.n), 0);
+  return {
+    views,
+    averageWatchTimeSec: views > 0 ? round(watchTotal / views, 3) : 0,
+    dropOff: drop.map((r) => ({ segment: Number(r.segment), viewers: Number(r.viewers) })),
+    bitrateDistribution: basis
+      .map((r) => ({ bandwidth: Number(r.bandwidth), share: total > 0 ? round(Number(r.n) / total, 4) : 0 }))
+      .sort((a, b) => a.bandwidth - b.bandwidth),
+  };
+}
+
+const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+/** Closes the client videoAnalytics created for itself (tests, shutdown). */
+export async function closeDefaultClickhouse(): Promise<void> {
+  await defaultClient?.close();
+  defaultClient = null;
+}

@@ -1,0 +1,121 @@
+// Playback events as players send them (CONTRACT.md) and as ClickHouse stores them.
+import { z } from 'zod';
+import { ID_RE } from '../common/keys.ts';
+
+export const EVENT_TYPES = ['play', 'pause', 'segment_fetched', 'watch_time', 'bitrate_selected', 'rebuffer', 'error'] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export const MAX_BODY_BYTES = 1024 * 1024;
+export const MAX_EVENTS_PER_BATCH = 1000;
+/** Players buffer events while offline; older than this is more likely a broken clock than a replay. */
+export const MAX_PAST_MS = 7 * 24 * 3600 * 1000;
+export const MAX_FUTURE_MS = 10 * 60 * 1000;
+
+const ISO_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
+
+const ts = z.union([
+  z.number().int().nonnegative(),
+  z.string().regex(ISO_RE, 'ts must be ISO 8601 with a time zone, or epoch milliseconds'),
+]);
+
+const eventSchema = z.object({
+  videoId: z.string().regex(ID_RE, 'videoId is not a video id').startsWith('vid_', 'videoId is not a video id'),
+  sessionId: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'sessionId: 1-128 characters of [A-Za-z0-9._:-]'),
+  type: z.enum(EVENT_TYPES),
+  ts,
+  segment: z.number().int().min(0).max(10_000_000).nullish(),
+  bandwidth: z.number().int().min(0).max(4_294_967_295).nullish(),
+  watchTimeSec: z.number().min(0).max(1e7).nullish(),
+  positionSec: z.number().min(0).max(1e7).nullish(),
+});
+
+const batchSchema = z.union([
+  z.array(eventSchema).max(MAX_EVENTS_PER_BATCH),
+  z.object({ events: z.array(eventSchema).max(MAX_EVENTS_PER_BATCH) }).transform((o) => o.events),
+]);
+
+/** A validated event; `ts` normalised to epoch milliseconds. */
+export interface PlaybackEvent {
+  videoId: string;
+  sessionId: string;
+  type: EventType;
+  ts: number;
+  segment: number | null;
+  bandwidth: number | null;
+  watchTimeSec: number | null;
+  positionSec: number | null;
+}
+
+export type ParseResult = { ok: true; events: PlaybackEvent[] } | { ok: false; message: string };
+
+/**
+ * Validates a batch body (already JSON-parsed). All or nothing: one bad event rejects the batch with
+ * a message naming it, so a player bug shows up as a 400 instead of silently thinned data.
+ */
+export function parseEventBatch(body: unknown, now = Date.now()): ParseResult {
+  const r = batchSchema.safeParse(body);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    // Unions report the array branch's issues first; the path says which event was bad.
+    const where = issue?.path.length ? issue.path.join('.') + ': ' : '';
+    return { ok: false, message: `${where}${issue?.message ?? 'invalid events'}` };
+  }
+  const events: PlaybackEvent[] = [];
+  for (const [i, e] of r.data.entries()) {
+    const ms = typeof e.ts === 'number' ? e.ts : Date.parse(e.ts);
+    if (!Number.isFinite(ms)) return { ok: false, message: `${i}.ts: not a valid time` };
+    if (ms < now - MAX_PAST_MS || ms > now + MAX_FUTURE_MS) {
+      return { ok: false, message: `${i}.ts: more than 7 days old or 10 minutes in the future` };
+    }
+    events.push({
+      videoId: e.videoId,
+      sessionId: e.sessionId,
+      type: e.type,
+      ts: ms,
+      segment: e.segment ?? null,
+      bandwidth: e.bandwidth ?? null,
+      watchTimeSec: e.watchTimeSec ?? null,
+      positionSec: e.positionSec ?? null,
+    });
+  }
+  return { ok: true, events };
+}
+
+/** A row of vora.playback_events (clickhouse/001_events.sql), JSONEachRow-ready. */
+export interface EventRow {
+  event_id: string;
+  // Sent explicitly: 18.16's JSONEachRow fills omitted columns with the type's zero, not with their
+  // DEFAULT expression (input_format_defaults_for_omitted_fields came in 19.x).
+  event_date: string; // YYYY-MM-DD (UTC)
+  ts: number; // unix seconds: ClickHouse 18.16 parses a number as DateTime regardless of server time zone
+  ts_ms: number;
+  received_at: number;
+  video_id: string;
+  session_id: string;
+  type: string;
+  segment: number | null;
+  bandwidth: number | null;
+  watch_time_sec: number | null;
+  position_sec: number | null;
+  batch_id: string;
+}
+
+export function toRow(e: PlaybackEvent, receivedAtMs: number, batchId: string, index: number): EventRow {
+  return {
+    // Deterministic per (batch, position): a retried batch writes the same ids, which the
+    // ReplacingMergeTree collapses and the queries' FINAL reads once.
+    event_id: `${batchId}:${index}`,
+    event_date: new Date(e.ts).toISOString().slice(0, 10),
+    ts: Math.floor(e.ts / 1000),
+    ts_ms: e.ts % 1000,
+    received_at: Math.floor(receivedAtMs / 1000),
+    video_id: e.videoId,
+    session_id: e.sessionId,
+    type: e.type,
+    segment: e.segment,
+    bandwidth: e.bandwidth,
+    watch_time_sec: e.watchTimeSec,
+    position_sec: e.positionSec,
+    batch_id: batchId,
+  };
+}

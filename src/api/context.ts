@@ -1,0 +1,67 @@
+// What the API's parts share: dependencies from createApi(deps) plus the options read from env.
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Client as TemporalClient } from '@temporalio/client';
+import type pg from 'pg';
+import type { VoraConfig } from '../common/config.ts';
+import type { Logger } from '../common/log.ts';
+
+export interface ApiOptions {
+  /** Largest accepted upload (Upload-Length / deferred total); 413 UPLOAD_TOO_LARGE above. */
+  maxUploadBytes: number;
+  /** Unfinished uploads expire this long after creation (tus expiration extension, Upload-Expires). */
+  uploadExpiryMs: number;
+  /** How often the expiration sweeper runs (0: never on its own; tests call sweep()). */
+  sweepIntervalMs: number;
+  /** How often the reconciler runs after the one at startup (0: only at startup). */
+  reconcileIntervalMs: number;
+  /** The reconciler leaves alone uploads changed more recently than this (their finish may be running). */
+  reconcileMinAgeMs: number;
+  /**
+   * S3 multipart part size used by @tus/s3-store (8 MiB; S3/MinIO's minimum is 5 MiB).
+   * README: clients should send PATCH bodies that are a multiple of this (tus-js-client
+   * `chunkSize: 8 MiB * n`, or one request for the whole file). Then every PATCH ends on a part
+   * boundary, so the store never parks a sub-5 MiB leftover as a `.part` object that the next PATCH
+   * has to download and re-upload. Only the last part of a file may be smaller.
+   */
+  partSizeBytes: number;
+  /** How long a request waits for another request's lock on the same upload before 423. */
+  lockTimeoutMs: number;
+  /** Cross-process upload lock in PostgreSQL (advisory lock), or in memory (one API process). */
+  locker: 'postgres' | 'memory';
+}
+
+export interface ApiContext {
+  cfg: VoraConfig;
+  pool: pg.Pool;
+  s3: S3Client;
+  temporal: TemporalClient;
+  log: Logger;
+  opts: ApiOptions;
+}
+
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+
+function num(env: Record<string, string | undefined>, name: string, dflt: number, min = 0): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return dflt;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min) throw new Error(`${name} must be a number >= ${min}, got "${raw}"`);
+  return n;
+}
+
+/** API-only settings (the shared ones come from loadConfig()). */
+export function apiOptionsFromEnv(env: Record<string, string | undefined> = process.env): ApiOptions {
+  const locker = env.VORA_UPLOAD_LOCKER ?? 'postgres';
+  if (locker !== 'postgres' && locker !== 'memory') throw new Error(`VORA_UPLOAD_LOCKER must be postgres or memory, got "${locker}"`);
+  return {
+    maxUploadBytes: num(env, 'VORA_MAX_UPLOAD_BYTES', 20 * GiB, 1),
+    uploadExpiryMs: num(env, 'VORA_UPLOAD_EXPIRY_HOURS', 24) * 3600_000,
+    sweepIntervalMs: num(env, 'VORA_UPLOAD_SWEEP_SECONDS', 600) * 1000,
+    reconcileIntervalMs: num(env, 'VORA_RECONCILE_SECONDS', 30) * 1000,
+    reconcileMinAgeMs: 60_000,
+    partSizeBytes: num(env, 'VORA_UPLOAD_PART_MIB', 8, 5) * MiB,
+    lockTimeoutMs: 30_000,
+    locker,
+  };
+}

@@ -1,0 +1,132 @@
+// What happens once the last byte of an upload is stored (tus onUploadFinish), and the reconciler
+// that finishes the job after a crash. Every step is idempotent and the order is chosen so that a
+// crash between any two steps, or two runs at once, still ends with exactly one video and one
+// workflow:
+//   1. upload row says UPLOADED already?  -> skip to 4 (the temp object may be gone by then)
+//   2. stream the temp object, sha256 it; client's sha256 differs -> upload FAILED CHECKSUM_MISMATCH
+//   3. server-side copy to keys.source(videoId)         (same bytes to the same key: repeatable)
+//   4. ONE transaction: upload UPLOADED + video CREATED (video id derived from the upload id, so a
+//      second run inserts nothing: ON CONFLICT DO NOTHING)
+//   5. start VideoProcessingWorkflow with a fixed workflow id (USE_EXISTING while it runs,
+//      REJECT_DUPLICATE after it closed: a repeated finish never starts a second one)
+//   6. video CREATED -> PROCESSING, only if still CREATED (the worker may have moved it already)
+// Step 5 failing (Temporal down) does not fail the upload: the video stays CREATED and the
+// reconciler (startup + every few seconds) starts its workflow later.
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { workflowIdFor } from '../common/ids.ts';
+import { keys } from '../common/keys.ts';
+import { ApiError } from './errors.ts';
+import { copyObject, deleteKeys, hashObject, isNotFound } from './objects.ts';
+import * as repo from './repo.ts';
+import type { ApiContext } from './context.ts';
+
+export const WORKFLOW_TYPE = 'VideoProcessingWorkflow';
+
+/** One upload makes at most one video: its id is the upload's, with the `vid_` prefix. */
+export function videoIdForUpload(uploadId: string): string {
+  return `vid_${uploadId.slice('upl_'.length)}`;
+}
+
+export async function finalizeUpload(ctx: ApiContext, uploadId: string): Promise<{ videoId: string; workflowStarted: boolean }> {
+  const { cfg, pool, s3, log } = ctx;
+  const row = await repo.getUpload(pool, uploadId);
+  if (!row) throw new ApiError('UPLOAD_NOT_FOUND', `upload ${uploadId} not found`);
+  if (row.status === 'FAILED') {
+    throw new ApiError(row.error_code === 'CHECKSUM_MISMATCH' ? 'CHECKSUM_MISMATCH' : 'UPLOAD_FAILED', row.error_message ?? 'upload failed');
+  }
+  if (row.status === 'EXPIRED') throw new ApiError('UPLOAD_GONE', `upload ${uploadId} expired`);
+  const videoId = videoIdForUpload(uploadId);
+
+  if (row.status !== 'UPLOADED') {
+    const tempKey = row.object_key!;
+    let digest: { sha256: string; size: number };
+    try {
+      digest = await hashObject(s3, cfg.s3.bucket, tempKey);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      // Temp object gone but not UPLOADED: someone else finished concurrently? Look again.
+      const again = await repo.getUpload(pool, uploadId);
+      if (again?.status === 'UPLOADED') return finishVideo(ctx, videoId);
+      throw new ApiError('UPLOAD_NOT_FOUND', `the bytes of upload ${uploadId} are not in the store`);
+    }
+    if (row.size !== null && Number(row.size) !== digest.size) {
+      throw new ApiError('INTERNAL', `upload ${uploadId}: stored ${digest.size} bytes, expected ${row.size}`);
+    }
+    if (row.sha256_expected && row.sha256_expected !== digest.sha256) {
+      const message = `sha256 of the uploaded file is ${digest.sha256}, the client said ${row.sha256_expected}`;
+      await repo.failUpload(pool, uploadId, 'CHECKSUM_MISMATCH', message);
+      await deleteKeys(s3, cfg.s3.bucket, [tempKey]).catch(() => {});
+      log.warn({ uploadId }, message);
+      throw new ApiError('CHECKSUM_MISMATCH', message);
+    }
+    await copyObject(s3, cfg.s3.bucket, tempKey, keys.source(videoId), digest.size);
+    const status = await repo.completeUpload(pool, {
+      uploadId,
+      videoId,
+      size: digest.size,
+      sha256: digest.sha256,
+      sourceKey: keys.source(videoId),
+      workflowId: workflowIdFor(videoId),
+    });
+    if (status !== 'UPLOADED') {
+      throw new ApiError(status === 'EXPIRED' ? 'UPLOAD_GONE' : 'UPLOAD_FAILED', `upload ${uploadId} is ${status}`);
+    }
+    // The verified copy is the source now; the temp bytes are not needed (the tus .info object
+    // stays, so a HEAD still answers offset == length).
+    await deleteKeys(s3, cfg.s3.bucket, [tempKey]).catch((err) => log.warn({ err, uploadId }, 'could not delete temp object'));
+    log.info({ uploadId, videoId, size: digest.size }, 'upload verified; video created');
+  }
+  return finishVideo(ctx, videoId);
+}
+
+async function finishVideo(ctx: ApiContext, videoId: string): Promise<{ videoId: string; workflowStarted: boolean }> {
+  try {
+    await startWorkflow(ctx, videoId);
+    return { videoId, workflowStarted: true };
+  } catch (err) {
+    ctx.log.warn({ err, videoId }, 'could not start the workflow yet; the reconciler will retry');
+    return { videoId, workflowStarted: false };
+  }
+}
+
+export async function startWorkflow(ctx: ApiContext, videoId: string): Promise<void> {
+  try {
+    await ctx.temporal.workflow.start(WORKFLOW_TYPE, {
+      workflowId: workflowIdFor(videoId),
+      taskQueue: ctx.cfg.temporal.taskQueue,
+      args: [videoId],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+    });
+  } catch (err) {
+    // Already ran (and closed) under this id: it is this video's one workflow; nothing to start.
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+  }
+  await repo.markProcessing(ctx.pool, videoId);
+}
+
+/**
+ * Finishes what a crash interrupted: uploads whose bytes are all stored but never finalized, and
+ * videos still CREATED (workflow never confirmed started). Safe to run at any time, concurrently.
+ */
+export async function reconcile(ctx: ApiContext): Promise<{ finalized: number; started: number }> {
+  let finalized = 0;
+  let started = 0;
+  for (const uploadId of await repo.uploadsAwaitingFinish(ctx.pool, ctx.opts.reconcileMinAgeMs)) {
+    try {
+      await finalizeUpload(ctx, uploadId);
+      finalized++;
+    } catch (err) {
+      ctx.log.warn({ err, uploadId }, 'reconcile: could not finalize upload');
+    }
+  }
+  for (const videoId of await repo.videosAwaitingWorkflow(ctx.pool)) {
+    try {
+      await startWorkflow(ctx, videoId);
+      started++;
+    } catch (err) {
+      ctx.log.warn({ err, videoId }, 'reconcile: could not start workflow');
+    }
+  }
+  return { finalized, started };
+}

@@ -1,0 +1,241 @@
+// SQL for uploads and videos, in one place. Every status change names the states it may come from
+// (states.ts), so a move that is not allowed updates no row instead of going back; the trigger in
+// migrations/002_upload_transitions.sql refuses it as well.
+import type pg from 'pg';
+import { uploadSourcesFor, type UploadState, type VideoState } from './states.ts';
+
+type Db = pg.Pool | pg.PoolClient;
+
+export interface UploadRow {
+  upload_id: string;
+  status: UploadState;
+  bytes_uploaded: string; // bigint
+  size: string | null;
+  filename: string | null;
+  filetype: string | null;
+  sha256_expected: string | null;
+  sha256_actual: string | null;
+  object_key: string | null;
+  error_code: string | null;
+  error_message: string | null;
+  created_at: Date;
+  updated_at: Date;
+  video_id: string | null;
+}
+
+export interface VideoRow {
+  video_id: string;
+  upload_id: string;
+  state: VideoState;
+  failure_code: string | null;
+  failure_message: string | null;
+  duration_sec: number | null;
+  source: unknown;
+  source_key: string;
+  workflow_id: string;
+  created_at: Date;
+  updated_at: Date;
+  created_text: string;
+}
+
+export interface RenditionRow {
+  video_id: string;
+  name: string;
+  state: string;
+  width: number | null;
+  height: number | null;
+  bandwidth: number | null;
+  attempts: number;
+  error: string | null;
+}
+
+export async function insertUpload(
+  db: Db,
+  u: { uploadId: string; size: number | null; filename: string | null; filetype: string | null; sha256: string | null; objectKey: string },
+): Promise<void> {
+  await db.query(
+    `INSERT INTO uploads (upload_id, status, size, filename, filetype, sha256_expected, object_key)
+     VALUES ($1, 'CREATED', $2, $3, $4, $5, $6)
+     ON CONFLICT (upload_id) DO NOTHING`,
+    [u.uploadId, u.size, u.filename, u.filetype, u.sha256, u.objectKey],
+  );
+}
+
+export async function getUpload(db: Db, uploadId: string): Promise<UploadRow | null> {
+  const { rows } = await db.query<UploadRow>(
+    `SELECT u.*, v.video_id FROM uploads u LEFT JOIN videos v ON v.upload_id = u.upload_id WHERE u.upload_id = $1`,
+    [uploadId],
+  );
+  return rows[0] ?? null;
+}
+
+/** First bytes arrive: CREATED -> UPLOADING (no-op when already UPLOADING or beyond). */
+export async function markUploading(db: Db, uploadId: string): Promise<void> {
+  await db.query(`UPDATE uploads SET status = 'UPLOADING' WHERE upload_id = $1 AND status = 'CREATED'`, [uploadId]);
+}
+
+/** Durable offset after a PATCH (only moves forward, only while the upload is in progress). */
+export async function recordOffset(db: Db, uploadId: string, offset: number): Promise<void> {
+  await db.query(
+    `UPDATE uploads SET status = 'UPLOADING', bytes_uploaded = GREATEST(bytes_uploaded, $2)
+      WHERE upload_id = $1 AND status = ANY($3)`,
+    [uploadId, offset, uploadSourcesFor('UPLOADING')],
+  );
+}
+
+export async function declareSize(db: Db, uploadId: string, size: number): Promise<void> {
+  await db.query(`UPDATE uploads SET size = $2 WHERE upload_id = $1 AND size IS NULL`, [uploadId, size]);
+}
+
+/** -> FAILED with a code; returns false when the upload is already UPLOADED/EXPIRED (not moved). */
+export async function failUpload(db: Db, uploadId: string, code: string, message: string): Promise<boolean> {
+  const r = await db.query(
+    `UPDATE uploads SET status = 'FAILED', error_code = $2, error_message = $3
+      WHERE upload_id = $1 AND status = ANY($4) AND status <> 'FAILED'`,
+    [uploadId, code, message, uploadSourcesFor('FAILED')],
+  );
+  return (r.rowCount ?? 0) > 0;
+}
+
+/**
+ * The upload is verified and its source is in place: in ONE transaction mark it UPLOADED and create
+ * its video (CREATED). Idempotent: a second call finds the upload UPLOADED (allowed: same state) and
+ * the video already there. Returns the upload's status after the call.
+ */
+export async function completeUpload(
+  pool: pg.Pool,
+  u: { uploadId: string; videoId: string; size: number; sha256: string; sourceKey: string; workflowId: string },
+): Promise<UploadState | null> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const upd = await client.query<{ status: UploadState }>(
+      `UPDATE uploads SET status = 'UPLOADED', bytes_uploaded = $2, size = COALESCE(size, $2), sha256_actual = $3
+        WHERE upload_id = $1 AND status = ANY($4)
+        RETURNING status`,
+      [u.uploadId, u.size, u.sha256, uploadSourcesFor('UPLOADED')],
+    );
+    if (upd.rowCount === 0) {
+      await client.query('ROLLBACK');
+      const cur = await getUpload(pool, u.uploadId);
+      return cur?.status ?? null;
+    }
+    await client.query(
+      `INSERT INTO videos (video_id, upload_id, state, source_key, workflow_id)
+       VALUES ($1, $2, 'CREATED', $3, $4)
+       ON CONFLICT DO NOTHING`,
+      [u.videoId, u.uploadId, u.sourceKey, u.workflowId],
+    );
+    await client.query('COMMIT');
+    return 'UPLOADED';
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/** The workflow is started: CREATED -> PROCESSING, only if the worker has not moved it already. */
+export async function markProcessing(db: Db, videoId: string): Promise<void> {
+  await db.query(`UPDATE videos SET state = 'PROCESSING', updated_at = now() WHERE video_id = $1 AND state = 'CREATED'`, [
+    videoId,
+  ]);
+}
+
+const VIDEO_COLUMNS = `video_id, upload_id, state, failure_code, failure_message, duration_sec, source, source_key,
+  workflow_id, created_at, updated_at, created_at::text AS created_text`;
+
+export async function getVideo(db: Db, videoId: string): Promise<VideoRow | null> {
+  const { rows } = await db.query<VideoRow>(`SELECT ${VIDEO_COLUMNS} FROM videos WHERE video_id = $1`, [videoId]);
+  return rows[0] ?? null;
+}
+
+/** Newest first; the cursor is the last row's (created_at, video_id), matching videos_created_idx. */
+export async function listVideos(
+  db: Db,
+  q: { state?: VideoState; limit: number; after?: { createdAt: string; videoId: string } },
+): Promise<VideoRow[]> {
+  const params: unknown[] = [q.limit];
+  const where: string[] = [];
+  if (q.state) {
+    params.push(q.state);
+    where.push(`state = $${params.length}`);
+  }
+  if (q.after) {
+    params.push(q.after.createdAt, q.after.videoId);
+    where.push(`(created_at, video_id) < ($${params.length - 1}::timestamptz, $${params.length})`);
+  }
+  const { rows } = await db.query<VideoRow>(
+    `SELECT ${VIDEO_COLUMNS} FROM videos ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY created_at DESC, video_id DESC LIMIT $1`,
+    params,
+  );
+  return rows;
+}
+
+export async function renditionsFor(db: Db, videoIds: string[]): Promise<Map<string, RenditionRow[]>> {
+  const out = new Map<string, RenditionRow[]>(videoIds.map((id) => [id, []]));
+  if (videoIds.length === 0) return out;
+  const { rows } = await db.query<RenditionRow>(
+    `SELECT video_id, name, state, width, height, bandwidth, attempts, error FROM renditions
+      WHERE video_id = ANY($1) ORDER BY video_id, height NULLS LAST, name`,
+    [videoIds],
+  );
+  for (const r of rows) out.get(r.video_id)?.push(r);
+  return out;
+}
+
+/** Removes the video, its renditions (cascade) and its upload row. */
+export async function deleteVideoRows(pool: pg.Pool, videoId: string): Promise<{ uploadId: string } | null> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const { rows } = await client.query<{ upload_id: string }>(`DELETE FROM videos WHERE video_id = $1 RETURNING upload_id`, [
+      videoId,
+    ]);
+    const uploadId = rows[0]?.upload_id;
+    if (uploadId) await client.query(`DELETE FROM uploads WHERE upload_id = $1`, [uploadId]);
+    await client.query('COMMIT');
+    return uploadId ? { uploadId } : null;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/** Videos whose upload is UPLOADED but whose workflow was never confirmed started. */
+export async function videosAwaitingWorkflow(db: Db, limit = 100): Promise<string[]> {
+  const { rows } = await db.query<{ video_id: string }>(
+    `SELECT v.video_id FROM videos v JOIN uploads u ON u.upload_id = v.upload_id
+      WHERE v.state = 'CREATED' AND u.status = 'UPLOADED' ORDER BY v.created_at LIMIT $1`,
+    [limit],
+  );
+  return rows.map((r) => r.video_id);
+}
+
+/** Uploads whose bytes are all in but that were never finalized (crash between store and hook). */
+export async function uploadsAwaitingFinish(db: Db, minAgeMs: number, limit = 100): Promise<string[]> {
+  const { rows } = await db.query<{ upload_id: string }>(
+    `SELECT upload_id FROM uploads
+      WHERE status IN ('CREATED','UPLOADING') AND size IS NOT NULL AND size > 0 AND bytes_uploaded = size
+        AND updated_at < now() - make_interval(secs => $2::double precision / 1000)
+      ORDER BY created_at LIMIT $1`,
+    [limit, minAgeMs],
+  );
+  return rows.map((r) => r.upload_id);
+}
+
+/** Unfinished uploads older than the expiry -> EXPIRED; returns their ids and object keys. */
+export async function expireUploads(db: Db, olderThanMs: number): Promise<{ upload_id: string; object_key: string | null }[]> {
+  const { rows } = await db.query<{ upload_id: string; object_key: string | null }>(
+    `UPDATE uploads SET status = 'EXPIRED', error_code = 'UPLOAD_EXPIRED',
+            error_message = 'the upload was not finished before it expired'
+      WHERE status IN ('CREATED','UPLOADING') AND created_at < now() - make_interval(secs => $1::double precision / 1000)
+      RETURNING upload_id, object_key`,
+    [olderThanMs],
+  );
+  return rows;
+}

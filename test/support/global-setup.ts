@@ -1,0 +1,32 @@
+// Starts the whole stack once for the integration project, on free ports in a fresh data dir, with
+// the same supervisor `vora up` uses; tests read its environment with inject('stackEnv').
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { PORT_VARS } from '../../src/common/config.ts';
+import { freePort } from '../../src/stack/ports.ts';
+import { Stack } from '../../src/stack/supervisor.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    stackEnv: Record<string, string>;
+  }
+}
+
+export default async function setup(project: TestProject) {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vora-test-'));
+  fs.chmodSync(dataDir, 0o755); // PostgreSQL runs as its own user and must reach its data dir
+  const env: Record<string, string> = { VORA_DATA_DIR: dataDir, VORA_LOG_LEVEL: 'info' };
+  for (const [variable] of Object.values(PORT_VARS)) env[variable] = String(await freePort());
+  const stack = new Stack({ ...process.env, ...env }, { log: (l) => process.stderr.write(`${l}\n`) });
+  const t0 = Date.now();
+  await stack.start();
+  process.stderr.write(`[harness] stack up in ${((Date.now() - t0) / 1000).toFixed(1)}s, data in ${dataDir}\n`);
+  project.provide('stackEnv', { ...env, ...stack.env });
+  return async () => {
+    await stack.stop();
+    if (process.env.VORA_KEEP_TEST_DATA) process.stderr.write(`[harness] kept ${dataDir}\n`);
+    else fs.rmSync(dataDir, { recursive: true, force: true });
+  };
+}
