@@ -1,0 +1,144 @@
+// createApi(deps): one HTTP server on one port. Requests to the tus verbs under /v1/uploads go
+// straight to the tus handler (no body parser must touch them); everything else, including
+// `GET /v1/uploads/{id}` (JSON status), goes to fastify. Errors from both leave through toHttpError().
+import http from 'node:http';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Client as TemporalClient } from '@temporalio/client';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import pg from 'pg';
+import type { VoraConfig } from '../common/config.ts';
+import { keys } from '../common/keys.ts';
+import type { Logger } from '../common/log.ts';
+import { apiOptionsFromEnv, type ApiContext, type ApiOptions } from './context.ts';
+import { errorBody, toHttpError } from './errors.ts';
+import { finalizeUpload, reconcile } from './finalize.ts';
+import { deleteKeys } from './objects.ts';
+import * as repo from './repo.ts';
+import { registerRoutes } from './routes.ts';
+import { createTus, TUS_PATH, type TusHandle } from './tus.ts';
+
+export interface ApiDeps {
+  config: VoraConfig;
+  pool: pg.Pool;
+  s3: S3Client;
+  temporal: TemporalClient;
+  logger: Logger;
+  /** Defaults from env (apiOptionsFromEnv); tests override single fields. */
+  options?: Partial<ApiOptions>;
+}
+
+export interface Api {
+  app: FastifyInstance;
+  server: http.Server;
+  ctx: ApiContext;
+  tus: TusHandle;
+  /** Listens on host:port (default cfg.host:cfg.ports.api; 0 = any free port); returns the base URL. */
+  listen(port?: number, host?: string): Promise<string>;
+  /** Finish what a crash left (see finalize.ts); runs at listen() and every reconcileIntervalMs. */
+  reconcile(): Promise<{ finalized: number; started: number }>;
+  /** Expire unfinished uploads older than uploadExpiryMs; runs every sweepIntervalMs. */
+  sweep(): Promise<{ expired: number; storeDeleted: number }>;
+  finalize(uploadId: string): ReturnType<typeof finalizeUpload>;
+  close(): Promise<void>;
+}
+
+/** tus owns every verb under /v1/uploads except GET (which is our JSON status endpoint). */
+export function isTusRequest(method: string | undefined, url: string | undefined): boolean {
+  if (!url || method === 'GET') return false;
+  const p = url.split('?', 1)[0]!;
+  return p === TUS_PATH || p === `${TUS_PATH}/` || p.startsWith(`${TUS_PATH}/`);
+}
+
+export async function createApi(deps: ApiDeps): Promise<Api> {
+  const opts: ApiOptions = { ...apiOptionsFromEnv(), ...deps.options };
+  const log = deps.logger;
+  const ctx: ApiContext = { cfg: deps.config, pool: deps.pool, s3: deps.s3, temporal: deps.temporal, log, opts };
+  // Each held upload lock keeps one connection for the length of a PATCH: a pool of its own.
+  const lockPool = new pg.Pool({ connectionString: deps.config.postgres.url, max: 64 });
+  lockPool.on('error', () => {});
+  const tus = createTus(ctx, lockPool);
+
+  let fastifyHandler: http.RequestListener | null = null;
+  const server = http.createServer((req, res) => {
+    if (isTusRequest(req.method, req.url)) {
+      tus.handle(req, res).catch((err) => {
+        log.error({ err }, 'tus handler crashed');
+        if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify(errorBody('INTERNAL', 'internal error')));
+      });
+      return;
+    }
+    fastifyHandler!(req, res);
+  });
+  // Uploads are long requests: no request timeout (Node's default is 300 s); idle sockets still time out.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+
+  const app = Fastify({
+    loggerInstance: log as unknown as FastifyBaseLogger,
+    disableRequestLogging: true,
+    serverFactory: (handler) => {
+      fastifyHandler = handler;
+      return server;
+    },
+  });
+  app.setErrorHandler((err, req, reply) => {
+    const h = toHttpError(err);
+    if (h.unexpected) req.log.error({ err }, 'request failed');
+    void reply.status(h.status).type('application/json; charset=utf-8').send(errorBody(h.code, h.message));
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.status(404).send(errorBody('NOT_FOUND', `no route for ${req.method} ${req.url.split('?')[0]}`));
+  });
+  registerRoutes(app, ctx);
+
+  const timers: NodeJS.Timeout[] = [];
+  let running = true;
+  const every = (ms: number, what: string, fn: () => Promise<unknown>) => {
+    if (ms <= 0) return;
+    const t = setInterval(() => {
+      if (running) fn().catch((err) => log.warn({ err }, `${what} failed`));
+    }, ms);
+    t.unref();
+    timers.push(t);
+  };
+
+  async function sweep() {
+    const expired = await repo.expireUploads(ctx.pool, opts.uploadExpiryMs);
+    for (const row of expired) {
+      const k = row.object_key ?? `${keys.uploadPrefix}${row.upload_id}`;
+      await deleteKeys(ctx.s3, ctx.cfg.s3.bucket, [k, `${k}.info`, `${k}.part`]).catch(() => {});
+    }
+    // Aborts the expired multipart uploads (S3Store.deleteExpired) and their .info/.part objects.
+    const storeDeleted = await tus.server.cleanUpExpiredUploads();
+    if (expired.length) log.info({ expired: expired.length, storeDeleted }, 'expired unfinished uploads');
+    return { expired: expired.length, storeDeleted };
+  }
+
+  const api: Api = {
+    app,
+    server,
+    ctx,
+    tus,
+    async listen(port = deps.config.ports.api, host = deps.config.host) {
+      await app.listen({ port, host });
+      const addr = server.address() as import('node:net').AddressInfo;
+      reconcile(ctx).catch((err) => log.warn({ err }, 'startup reconcile failed'));
+      every(opts.reconcileIntervalMs, 'reconcile', () => reconcile(ctx));
+      every(opts.sweepIntervalMs, 'expiration sweep', sweep);
+      return `http://${host}:${addr.port}`;
+    },
+    reconcile: () => reconcile(ctx),
+    sweep,
+    finalize: (uploadId) => finalizeUpload(ctx, uploadId),
+    async close() {
+      running = false;
+      for (const t of timers) clearInterval(t);
+      server.closeAllConnections?.();
+      await app.close();
+      await tus.close();
+      await lockPool.end();
+    },
+  };
+  return api;
+}

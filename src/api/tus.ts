@@ -1,0 +1,270 @@
+// TUS 1.0.0 at /v1/uploads: @tus/server + @tus/s3-store into MinIO, with the upload's state kept
+// in PostgreSQL and the checksum extension (which tus-node-server does not implement) done here.
+//
+// Extensions: creation, creation-with-upload, creation-defer-length, termination, expiration
+// (from S3Store) and checksum (sha1, sha256; per request: a mismatch answers 460 and the body is
+// not appended).
+//
+// Object layout: the tus id is `uploads/<uploadId>` (keys.uploadPrefix), so the store's objects are
+// `uploads/upl_….info`, `uploads/upl_…` (the multipart upload) and, between PATCHes that do not end
+// on a part boundary, `uploads/upl_….part`. URLs carry only `upl_…`.
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import type http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Server as TusServer } from '@tus/server';
+import { S3Store } from '@tus/s3-store';
+import { MemoryLocker } from '@tus/server';
+import { ERRORS, type Upload } from '@tus/utils';
+import { NodeRequest, sendNodeResponse } from 'srvx/node';
+import { z } from 'zod';
+import { newUploadId } from '../common/ids.ts';
+import { keys } from '../common/keys.ts';
+import type { ApiContext } from './context.ts';
+import { ApiError, errorBody, toHttpError } from './errors.ts';
+import { finalizeUpload } from './finalize.ts';
+import { PgLocker } from './locker.ts';
+import * as repo from './repo.ts';
+
+export const TUS_PATH = '/v1/uploads';
+export const CHECKSUM_ALGORITHMS = ['sha1', 'sha256'] as const;
+
+export const uploadIdOfTusId = (tusId: string) => tusId.slice(keys.uploadPrefix.length);
+export const tusIdOf = (uploadId: string) => `${keys.uploadPrefix}${uploadId}`;
+const UPLOAD_ID_RE = /^upl_[a-z2-7]{20}$/;
+
+/** Upload-Metadata: filename, filetype, optional sha256 (hex, the whole file's). */
+export const uploadMetadataSchema = z.object({
+  filename: z.string().max(1024).nullish(),
+  filetype: z.string().max(255).nullish(),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-fA-F]{64}$/, 'sha256 must be 64 hex digits')
+    .transform((s) => s.toLowerCase())
+    .nullish(),
+});
+
+export function parseUploadMetadata(meta: Record<string, string | null> | undefined) {
+  const r = uploadMetadataSchema.safeParse(meta ?? {});
+  if (!r.success) {
+    throw new ApiError('INVALID_METADATA', r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+  }
+  return { filename: r.data.filename ?? null, filetype: r.data.filetype ?? null, sha256: r.data.sha256 ?? null };
+}
+
+/** `Upload-Checksum: <algorithm> <base64 digest>` (tus checksum extension). */
+export function parseChecksumHeader(value: string): { algorithm: (typeof CHECKSUM_ALGORITHMS)[number]; digest: string } {
+  const m = /^\s*([A-Za-z0-9-]+)\s+([A-Za-z0-9+/=]+)\s*$/.exec(value);
+  if (!m) throw new ApiError('INVALID_CHECKSUM', 'Upload-Checksum must be "<algorithm> <base64 digest>"');
+  const algorithm = m[1]!.toLowerCase();
+  if (!(CHECKSUM_ALGORITHMS as readonly string[]).includes(algorithm)) {
+    throw new ApiError('UNSUPPORTED_CHECKSUM_ALGORITHM', `checksum algorithm "${m[1]}" is not supported (use ${CHECKSUM_ALGORITHMS.join(', ')})`);
+  }
+  const digest = Buffer.from(m[2]!, 'base64');
+  const want = algorithm === 'sha1' ? 20 : 32;
+  if (digest.length !== want) throw new ApiError('INVALID_CHECKSUM', `a ${algorithm} digest is ${want} bytes, got ${digest.length}`);
+  return { algorithm: algorithm as (typeof CHECKSUM_ALGORITHMS)[number], digest: digest.toString('base64') };
+}
+
+/** S3Store that keeps the uploads table in step with what is durably stored. */
+class TrackedS3Store extends S3Store {
+  constructor(
+    options: ConstructorParameters<typeof S3Store>[0],
+    private readonly ctx: ApiContext,
+  ) {
+    super(options);
+    this.extensions = [...this.extensions, 'checksum'];
+  }
+
+  override async create(upload: Upload): Promise<Upload> {
+    const created = await super.create(upload);
+    const meta = parseUploadMetadata(upload.metadata);
+    await repo.insertUpload(this.ctx.pool, {
+      uploadId: uploadIdOfTusId(upload.id),
+      size: upload.size ?? null,
+      filename: meta.filename,
+      filetype: meta.filetype,
+      sha256: meta.sha256,
+      objectKey: upload.id,
+    });
+    return created;
+  }
+
+  override async write(src: Readable, id: string, offset: number): Promise<number> {
+    const uploadId = uploadIdOfTusId(id);
+    await repo.markUploading(this.ctx.pool, uploadId);
+    const newOffset = await super.write(src, id, offset);
+    await repo.recordOffset(this.ctx.pool, uploadId, newOffset);
+    return newOffset;
+  }
+
+  override async declareUploadLength(id: string, length: number): Promise<void> {
+    if (length === 0) throw new ApiError('EMPTY_UPLOAD', 'zero-byte uploads are not accepted');
+    await super.declareUploadLength(id, length);
+    await repo.declareSize(this.ctx.pool, uploadIdOfTusId(id), length);
+  }
+
+  override async remove(id: string): Promise<void> {
+    await super.remove(id);
+    await repo.failUpload(this.ctx.pool, uploadIdOfTusId(id), 'UPLOAD_TERMINATED', 'the client terminated the upload');
+  }
+
+  /** Deferred-length uploads: size parts for our max upload size, not S3's 5 TiB (550 MiB parts). */
+  protected override calcOptimalPartSize(size?: number): number {
+    return super.calcOptimalPartSize(size ?? this.ctx.opts.maxUploadBytes);
+  }
+}
+
+export interface TusHandle {
+  server: TusServer;
+  locker: PgLocker | MemoryLocker;
+  handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function createTus(ctx: ApiContext, lockPool: import('pg').Pool): TusHandle {
+  const { cfg, opts, log } = ctx;
+  const store = new TrackedS3Store(
+    {
+      partSize: opts.partSizeBytes,
+      expirationPeriodInMilliseconds: opts.uploadExpiryMs,
+      s3ClientConfig: {
+        bucket: cfg.s3.bucket,
+        endpoint: cfg.s3.endpoint,
+        region: cfg.s3.region,
+        forcePathStyle: true,
+        credentials: { accessKeyId: cfg.s3.accessKeyId, secretAccessKey: cfg.s3.secretAccessKey },
+      },
+    },
+    ctx,
+  );
+  const locker = opts.locker === 'postgres' ? new PgLocker(lockPool, log, opts.lockTimeoutMs) : new MemoryLocker({ acquireLockTimeout: opts.lockTimeoutMs });
+
+  const server = new TusServer({
+    path: TUS_PATH,
+    datastore: store,
+    locker,
+    maxSize: opts.maxUploadBytes,
+    relativeLocation: true,
+    respectForwardedHeaders: true,
+    disableTerminationForFinishedUploads: true,
+    allowedHeaders: ['Upload-Checksum'],
+    exposedHeaders: ['Upload-Expires', 'Tus-Checksum-Algorithm', 'Vora-Video-Id'],
+    namingFunction: () => tusIdOf(newUploadId()),
+    generateUrl: (_req, { proto, host, path: p, id }) => `${p}/${uploadIdOfTusId(id)}`,
+    getFileIdFromRequest: (_req, lastPath) => (lastPath && UPLOAD_ID_RE.test(lastPath) ? tusIdOf(lastPath) : undefined),
+    async onUploadCreate(_req, upload) {
+      if (upload.size === 0) throw new ApiError('EMPTY_UPLOAD', 'zero-byte uploads are not accepted (Upload-Length: 0)');
+      parseUploadMetadata(upload.metadata);
+      return {};
+    },
+    async onIncomingRequest(req, id) {
+      if (req.method !== 'PATCH' && req.method !== 'HEAD') return;
+      const row = await repo.getUpload(ctx.pool, uploadIdOfTusId(id));
+      if (!row) throw ERRORS.FILE_NOT_FOUND;
+      if (row.status === 'EXPIRED') throw ERRORS.FILE_NO_LONGER_EXISTS;
+      if (row.status === 'FAILED' && req.method === 'PATCH') {
+        throw new ApiError(row.error_code === 'CHECKSUM_MISMATCH' ? 'CHECKSUM_MISMATCH' : 'UPLOAD_FAILED', row.error_message ?? 'the upload failed');
+      }
+    },
+    async onUploadFinish(_req, upload) {
+      const { videoId } = await finalizeUpload(ctx, uploadIdOfTusId(upload.id));
+      return { headers: { 'Vora-Video-Id': videoId } };
+    },
+    onResponseError(_req, err) {
+      const h = toHttpError(err);
+      if (h.unexpected) log.error({ err }, 'tus request failed');
+      return { status_code: h.status, body: JSON.stringify(errorBody(h.code, h.message)) };
+    },
+  });
+
+  async function respond(res: http.ServerResponse, response: Response): Promise<void> {
+    if (response.status >= 400) response.headers.set('Content-Type', 'application/json; charset=utf-8');
+    if (response.headers.has('Tus-Extension')) response.headers.set('Tus-Checksum-Algorithm', CHECKSUM_ALGORITHMS.join(','));
+    await sendNodeResponse(res, response);
+  }
+
+  function errorResponse(err: unknown): Response {
+    const h = toHttpError(err);
+    if (h.unexpected) log.error({ err }, 'tus request failed');
+    return new Response(JSON.stringify(errorBody(h.code, h.message)), {
+      status: h.status,
+      headers: { 'Tus-Resumable': '1.0.0', 'Access-Control-Allow-Origin': '*' },
+    });
+  }
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const checksum = req.headers['upload-checksum'];
+    if (typeof checksum === 'string' && (req.method === 'PATCH' || req.method === 'POST')) {
+      return handleWithChecksum(req, res, checksum);
+    }
+    try {
+      await respond(res, await server.handleWeb(new NodeRequest({ req, res }) as unknown as Request));
+    } catch (err) {
+      await respond(res, errorResponse(err));
+    }
+  }
+
+  /**
+   * Checksum extension: the request body is spooled to a temp file while hashing; only a body whose
+   * digest matches goes on to tus (and so into the store). A mismatch answers 460 and stores nothing.
+   */
+  async function handleWithChecksum(req: http.IncomingMessage, res: http.ServerResponse, header: string): Promise<void> {
+    let tmp: string | null = null;
+    try {
+      const want = parseChecksumHeader(header);
+      const declared = Number(req.headers['content-length'] ?? NaN);
+      if (Number.isFinite(declared) && declared > opts.maxUploadBytes) throw ERRORS.ERR_MAX_SIZE_EXCEEDED;
+      tmp = path.join(os.tmpdir(), `vora-chunk-${process.pid}-${Math.random().toString(36).slice(2)}`);
+      const hash = createHash(want.algorithm);
+      let received = 0;
+      await pipeline(
+        req,
+        async function* (source: AsyncIterable<Buffer>) {
+          for await (const chunk of source) {
+            received += chunk.length;
+            if (received > opts.maxUploadBytes) throw ERRORS.ERR_MAX_SIZE_EXCEEDED;
+            hash.update(chunk);
+            yield chunk;
+          }
+        },
+        fs.createWriteStream(tmp),
+      );
+      const got = hash.digest('base64');
+      if (got !== want.digest) {
+        throw new ApiError('CHECKSUM_MISMATCH', `${want.algorithm} of the request body is ${got}, Upload-Checksum says ${want.digest}; nothing was stored`);
+      }
+      const headers = new Headers();
+      for (const [k, v] of Object.entries(req.headers)) {
+        if (v === undefined || k === 'upload-checksum') continue;
+        headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+      }
+      headers.set('content-length', String(received));
+      const host = req.headers.host ?? `${cfg.host}:${cfg.ports.api}`;
+      const request = new Request(`http://${host}${req.url}`, {
+        method: req.method,
+        headers,
+        body: Readable.toWeb(fs.createReadStream(tmp)) as ReadableStream,
+        duplex: 'half',
+      } as RequestInit);
+      await respond(res, await server.handleWeb(request));
+    } catch (err) {
+      if (!req.complete) req.resume(); // drain what the client still sends so it can read the answer
+      await respond(res, errorResponse(err));
+    } finally {
+      if (tmp) fs.rm(tmp, { force: true }, () => {});
+    }
+  }
+
+  return {
+    server,
+    locker,
+    handle,
+    async close() {
+      if (locker instanceof PgLocker) await locker.close();
+    },
+  };
+}
