@@ -1,11 +1,15 @@
 // Entry point of the `vora` CLI (bin/vora). Errors are one clear line and a non-zero exit.
 import { Command, CommanderError } from 'commander';
 import { down, status, up } from './stack.ts';
+import { events, remove, show, upload, videos } from './videos.ts';
 
 const program = new Command('vora')
   .description('Vora: open video-on-demand platform')
+  .option('--api <url>', 'API base URL (default from VORA_API_PORT / VORA_API_URL)')
   .showHelpAfterError()
   .exitOverride();
+
+const globals = () => program.opts<{ api?: string }>();
 
 program.command('up').description('start the whole local stack and keep it running (Ctrl-C stops it)').action(up);
 program.command('down').description('stop a running stack').action(down);
@@ -16,6 +20,26 @@ program
   .action(async (opts: { json?: boolean }) => {
     process.exitCode = await status(Boolean(opts.json));
   });
+program
+  .command('upload')
+  .description('upload video files (resumable), then follow processing until READY or FAILED')
+  .argument('<files...>')
+  .option('--no-follow', 'print the video id and return once uploaded')
+  .option('--json', 'machine-readable output')
+  .action(async (files: string[], opts: { follow: boolean; json?: boolean }) => {
+    process.exitCode = await upload(files, { ...globals(), ...opts });
+  });
+program
+  .command('videos')
+  .description('list videos, newest first')
+  .option('--state <state>', 'only videos in this state')
+  .option('--limit <n>', 'page size')
+  .option('--cursor <cursor>', 'continue a listing')
+  .option('--json', 'machine-readable output')
+  .action((opts) => videos({ ...globals(), ...opts }));
+program.command('show').description('a video with its renditions').argument('<videoId>').option('--json', 'machine-readable output').action((id, opts) => show(id, { ...globals(), ...opts }));
+program.command('delete').description('delete a video (cancels processing, removes objects)').argument('<videoId>').option('--json', 'machine-readable output').action((id, opts) => remove(id, { ...globals(), ...opts }));
+program.command('events').description("a video's playback analytics").argument('<videoId>').option('--json', 'machine-readable output').action((id, opts) => events(id, { ...globals(), ...opts }));
 
 try {
   await program.parseAsync(process.argv);
