@@ -1,0 +1,387 @@
+// Streaming gateway: the uWebSockets.js origin behind Varnish. Serves HLS objects from MinIO for
+// READY/PARTIALLY_READY videos and takes playback events for ClickHouse.
+//   node --import tsx src/gateway/main.ts     (config from VORA_* variables, see src/common/config.ts)
+//
+// uWS rules followed throughout: onAborted is registered before the first await; after an await
+// every write happens inside res.cork(); nothing touches res once it was aborted or ended; bodies
+// are streamed with tryEnd/onWritable so at most one source chunk per response waits in memory.
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
+import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import uWS, { type HttpRequest, type HttpResponse, type us_listen_socket, type us_socket } from 'uWebSockets.js';
+import { loadConfig, type VoraConfig } from '../common/config.ts';
+import { createPool, type Pool } from '../common/db.ts';
+import { keys } from '../common/keys.ts';
+import { createLogger, type Logger } from '../common/log.ts';
+import { createS3 } from '../common/s3.ts';
+import { EventBuffer } from '../analytics/buffer.ts';
+import { clickhouseSink, createClickhouse } from '../analytics/clickhouse.ts';
+import { MAX_BODY_BYTES, parseEventBatch } from '../analytics/events.ts';
+import {
+  CORS_HEADERS,
+  ERROR_STATUS,
+  NOT_FOUND_CACHE_CONTROL,
+  PREFLIGHT_HEADERS,
+  SERVABLE_STATES,
+  cacheControlFor,
+  contentTypeFor,
+  errorBody,
+  etagMatches,
+  parseHlsPath,
+  parseRange,
+  statusLine,
+  type ErrorCode,
+} from './http.ts';
+import { cachedStateLookup, pgStateLookup, type StateLookup } from './state.ts';
+
+type Header = readonly [string, string];
+
+/** Per-request flags: uWS forbids touching a response after it was aborted or ended. */
+interface Ctx {
+  aborted: boolean;
+  done: boolean;
+  abort: AbortController;
+}
+
+export interface GatewayOptions {
+  log?: Logger;
+  /** Defaults: PostgreSQL pool / S3 client / EventBuffer into ClickHouse, all from cfg. */
+  stateLookup?: StateLookup;
+  s3?: S3Client;
+  buffer?: EventBuffer;
+  /** Port override (0 = any free port, for tests); default cfg.ports.gateway. */
+  port?: number;
+}
+
+export interface Gateway {
+  port: number;
+  buffer: EventBuffer;
+  /** Stops accepting, lets running responses finish (up to drainMs), flushes events, closes clients. */
+  close(drainMs?: number): Promise<void>;
+}
+
+function newCtx(res: HttpResponse): Ctx {
+  const ctx: Ctx = { aborted: false, done: false, abort: new AbortController() };
+  res.onAborted(() => {
+    ctx.aborted = true;
+    ctx.abort.abort();
+  });
+  return ctx;
+}
+
+function send(res: HttpResponse, ctx: Ctx, status: number, headers: readonly Header[], body?: string, close = false): void {
+  if (ctx.aborted || ctx.done) return;
+  ctx.done = true;
+  res.cork(() => {
+    res.writeStatus(statusLine(status));
+    for (const [k, v] of headers) res.writeHeader(k, v);
+    res.end(body, close);
+  });
+}
+
+function sendError(res: HttpResponse, ctx: Ctx, code: ErrorCode, message: string, extra: readonly Header[] = [], close = false): void {
+  const cache: Header = ['Cache-Control', ERROR_STATUS[code] === 404 ? NOT_FOUND_CACHE_CONTROL : 'no-store'];
+  send(res, ctx, ERROR_STATUS[code], [...CORS_HEADERS, ['Content-Type', 'application/json'], cache, ...extra], errorBody(code, message), close);
+}
+
+const s3Status = (err: unknown) => (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+
+export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): Promise<Gateway> {
+  const log = opts.log ?? createLogger('gateway', cfg.logLevel);
+  let pool: Pool | null = null;
+  if (!opts.stateLookup) pool = createPool(cfg, 5);
+  const stateOf = opts.stateLookup ?? cachedStateLookup(pgStateLookup(pool!));
+  const s3 = opts.s3 ?? createS3(cfg);
+  const ch = opts.buffer ? null : createClickhouse(cfg);
+  const buffer =
+    opts.buffer ??
+    new EventBuffer({ sink: clickhouseSink(ch!, cfg.clickhouse.database), spoolDir: path.join(cfg.dataDir, 'spool'), log });
+  buffer.start();
+  const bucket = cfg.s3.bucket;
+  let active = 0; // responses being streamed, waited for on shutdown
+
+  /** Streams an S3 body with backpressure; headers go out with the first chunk. */
+  function streamBody(res: HttpResponse, ctx: Ctx, body: Readable, total: number, status: number, headers: readonly Header[]): void {
+    const writeHead = () => {
+      res.writeStatus(statusLine(status));
+      for (const [k, v] of headers) res.writeHeader(k, v);
+    };
+    if (total === 0) {
+      body.destroy();
+      if (!ctx.aborted && !ctx.done) {
+        ctx.done = true;
+        res.cork(() => {
+          writeHead();
+          res.end();
+        });
+      }
+      return;
+    }
+    active++;
+    let headSent = false;
+    let finished = false;
+    let received = 0;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      active--;
+      body.destroy();
+    };
+    ctx.abort.signal.addEventListener('abort', finish, { once: true });
+    body.on('data', (chunk: Buffer) => {
+      if (ctx.aborted || ctx.done) return finish();
+      received += chunk.length;
+      const startOffset = res.getWriteOffset();
+      let ok = false;
+      let done = false;
+      res.cork(() => {
+        if (!headSent) writeHead();
+        headSent = true;
+        [ok, done] = res.tryEnd(chunk, total);
+      });
+      if (done) {
+        ctx.done = true;
+        return finish();
+      }
+      if (ok) return;
+      // The socket is full: hold this one chunk, stop reading MinIO, continue when writable.
+      body.pause();
+      res.onWritable((offset) => {
+        if (ctx.aborted || ctx.done) return true;
+        const [ok2, done2] = res.tryEnd(chunk.subarray(offset - startOffset), total);
+        if (done2) {
+          ctx.done = true;
+          finish();
+        } else if (ok2) {
+          body.resume();
+        }
+        return ok2;
+      });
+    });
+    const broken = (why: string) => {
+      if (finished) return;
+      finish();
+      if (ctx.aborted || ctx.done) return;
+      log.warn({ why }, 'object stream ended early');
+      if (!headSent) return sendError(res, ctx, 'UPSTREAM_UNAVAILABLE', 'object storage stream failed');
+      // Headers (and a Content-Length) are out: closing is the only honest signal of a short body.
+      ctx.done = true;
+      res.close();
+    };
+    body.on('error', (err) => broken(String(err)));
+    // A complete body may end while its last chunk still waits for onWritable: that is no error.
+    body.on('end', () => received < total && broken('short body'));
+  }
+
+  async function serveHls(res: HttpResponse, req: HttpRequest, isHead: boolean): Promise<void> {
+    // HttpRequest is stack-allocated: read everything before the first await.
+    const url = req.getUrl();
+    const rangeHeader = req.getHeader('range');
+    const ifNoneMatch = req.getHeader('if-none-match');
+    const ifModifiedSince = req.getHeader('if-modified-since');
+    const ifRange = req.getHeader('if-range');
+    const ctx = newCtx(res);
+
+    const p = parseHlsPath(url);
+    if (!p.ok) return sendError(res, ctx, p.code, p.message);
+    let state: string | null;
+    try {
+      state = await stateOf(p.videoId);
+    } catch (err) {
+      log.error({ err: String(err) }, 'video state lookup failed');
+      return sendError(res, ctx, 'UPSTREAM_UNAVAILABLE', 'metadata store unavailable');
+    }
+    if (ctx.aborted) return;
+    if (!state || !SERVABLE_STATES.has(state)) return sendError(res, ctx, 'VIDEO_NOT_FOUND', `no playable video ${p.videoId}`);
+
+    const Key = keys.hls(p.videoId, p.rel);
+    const cacheControl = cacheControlFor(p.rel, state);
+    const base: Header[] = [
+      ...CORS_HEADERS,
+      ['Content-Type', contentTypeFor(p.rel)],
+      ['Cache-Control', cacheControl],
+      ['Accept-Ranges', 'bytes'],
+    ];
+    const meta = (etag?: string, lastModified?: Date): Header[] => [
+      ...(etag ? [['ETag', etag] as Header] : []),
+      ...(lastModified ? [['Last-Modified', lastModified.toUTCString()] as Header] : []),
+    ];
+    const notModified = (etag?: string) =>
+      send(res, ctx, 304, [...CORS_HEADERS, ['Cache-Control', cacheControl], ...(etag ? [['ETag', etag] as Header] : [])]);
+    const conditional = {
+      IfNoneMatch: ifNoneMatch || undefined,
+      // If-None-Match wins over If-Modified-Since (RFC 9110 §13.1.3).
+      IfModifiedSince: !ifNoneMatch && ifModifiedSince ? safeDate(ifModifiedSince) : undefined,
+    };
+    const signal = ctx.abort.signal;
+
+    try {
+      if (isHead) {
+        const h = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key, ...conditional }), { abortSignal: signal });
+        if (ctx.aborted || ctx.done) return;
+        ctx.done = true;
+        res.cork(() => {
+          res.writeStatus('200 OK');
+          for (const [k, v] of [...base, ...meta(h.ETag, h.LastModified)]) res.writeHeader(k, v);
+          res.endWithoutBody(h.ContentLength ?? 0);
+        });
+        return;
+      }
+      if (rangeHeader) {
+        // The object's size decides the range: ask for it first (ranges are rare in HLS).
+        const h = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key }), { abortSignal: signal });
+        if (ctx.aborted) return;
+        if (etagMatches(ifNoneMatch, h.ETag)) return notModified(h.ETag);
+        const size = h.ContentLength ?? 0;
+        // If-Range with a different validator means "send the whole (new) object".
+        const r = ifRange && ifRange !== h.ETag ? ({ kind: 'none' } as const) : parseRange(rangeHeader, size);
+        if (r.kind === 'unsatisfiable') {
+          return sendError(res, ctx, 'RANGE_NOT_SATISFIABLE', `object has ${size} bytes`, [['Content-Range', `bytes */${size}`]]);
+        }
+        if (r.kind === 'range') {
+          const o = await s3.send(
+            new GetObjectCommand({ Bucket: bucket, Key, Range: `bytes=${r.start}-${r.end}`, IfMatch: h.ETag }),
+            { abortSignal: signal },
+          );
+          if (ctx.aborted) return void (o.Body as Readable | undefined)?.destroy();
+          const len = r.end - r.start + 1;
+          return streamBody(res, ctx, o.Body as Readable, len, 206, [
+            ...base,
+            ...meta(h.ETag, h.LastModified),
+            ['Content-Range', `bytes ${r.start}-${r.end}/${size}`],
+          ]);
+        }
+      }
+      const o = await s3.send(new GetObjectCommand({ Bucket: bucket, Key, ...conditional }), { abortSignal: signal });
+      if (ctx.aborted) return void (o.Body as Readable | undefined)?.destroy();
+      return streamBody(res, ctx, o.Body as Readable, o.ContentLength ?? 0, 200, [...base, ...meta(o.ETag, o.LastModified)]);
+    } catch (err) {
+      if (ctx.aborted) return;
+      const status = s3Status(err);
+      if (status === 304) return notModified(ifNoneMatch && !ifNoneMatch.includes(',') ? ifNoneMatch : undefined);
+      if (status === 404 || (err as Error).name === 'NoSuchKey') return sendError(res, ctx, 'OBJECT_NOT_FOUND', `no object ${p.rel}`);
+      if (status === 412) return sendError(res, ctx, 'UPSTREAM_UNAVAILABLE', 'object changed while reading; retry');
+      log.error({ err: String(err), key: Key }, 'object storage request failed');
+      return sendError(res, ctx, 'UPSTREAM_UNAVAILABLE', 'object storage unavailable');
+    }
+  }
+
+  function postEvents(res: HttpResponse, req: HttpRequest): void {
+    const declared = Number(req.getHeader('content-length') || '0');
+    const ctx = newCtx(res);
+    if (declared > MAX_BODY_BYTES) {
+      return sendError(res, ctx, 'PAYLOAD_TOO_LARGE', `at most ${MAX_BODY_BYTES} bytes per batch`, [], true);
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    res.onData((ab, isLast) => {
+      if (ctx.done || ctx.aborted) return;
+      size += ab.byteLength;
+      if (size > MAX_BODY_BYTES) {
+        // Chunked bodies have no declared length; stop at the bound and drop the connection.
+        return sendError(res, ctx, 'PAYLOAD_TOO_LARGE', `at most ${MAX_BODY_BYTES} bytes per batch`, [], true);
+      }
+      chunks.push(Buffer.from(ab.slice(0))); // uWS neuters the ArrayBuffer after this callback
+      if (!isLast) return;
+      let body: unknown;
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      } catch {
+        return sendError(res, ctx, 'INVALID_EVENTS', 'body is not valid JSON');
+      }
+      const parsed = parseEventBatch(body);
+      if (!parsed.ok) return sendError(res, ctx, 'INVALID_EVENTS', parsed.message);
+      const accepted = buffer.push(parsed.events);
+      send(res, ctx, 202, [...CORS_HEADERS, ['Content-Type', 'application/json'], ['Cache-Control', 'no-store']], JSON.stringify({ accepted }));
+    });
+  }
+
+  const app = uWS.App();
+  app
+    .get('/healthz', (res) => {
+      const ctx = newCtx(res);
+      send(res, ctx, 200, [['Content-Type', 'application/json'], ['Cache-Control', 'no-store']], JSON.stringify({ status: 'ok', events: buffer.stats() }));
+    })
+    .head('/healthz', (res) => {
+      res.cork(() => res.writeStatus('200 OK').endWithoutBody(0));
+    })
+    .get('/hls/*', (res, req) => void serveHls(res, req, false))
+    .head('/hls/*', (res, req) => void serveHls(res, req, true))
+    .post('/v1/events', postEvents)
+    .options('/*', (res) => {
+      const ctx = newCtx(res);
+      send(res, ctx, 204, PREFLIGHT_HEADERS);
+    })
+    .any('/hls/*', (res) => {
+      sendError(res, newCtx(res), 'METHOD_NOT_ALLOWED', 'use GET or HEAD', [['Allow', 'GET, HEAD, OPTIONS']]);
+    })
+    .any('/v1/events', (res) => {
+      sendError(res, newCtx(res), 'METHOD_NOT_ALLOWED', 'use POST', [['Allow', 'POST, OPTIONS']]);
+    })
+    .any('/*', (res) => {
+      sendError(res, newCtx(res), 'NOT_FOUND', 'no such route');
+    });
+
+  const wantPort = opts.port ?? cfg.ports.gateway;
+  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
+    app.listen(cfg.host, wantPort, (ls) => {
+      if (ls) resolve(ls);
+      else reject(new Error(`gateway cannot listen on ${cfg.host}:${wantPort} (port taken? set VORA_GATEWAY_PORT)`));
+    });
+  });
+  const port = uWS.us_socket_local_port(listenSocket as unknown as us_socket);
+  log.info({ host: cfg.host, port }, 'gateway listening');
+
+  let closing: Promise<void> | null = null;
+  return {
+    port,
+    buffer,
+    close(drainMs = 5_000) {
+      closing ??= (async () => {
+        uWS.us_listen_socket_close(listenSocket);
+        const until = Date.now() + drainMs;
+        while (active > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+        app.close(); // drops idle keep-alive connections, which would otherwise hold the process
+        await buffer.close();
+        await Promise.allSettled([ch?.close(), pool?.end()]);
+        if (!opts.s3) s3.destroy();
+        log.info({ events: buffer.stats() }, 'gateway stopped');
+      })();
+      return closing;
+    },
+  };
+}
+
+function safeDate(s: string): Date | undefined {
+  const d = new Date(s);
+  return Number.isNaN(d.getTime()) ? undefined : d;
+}
+
+async function main(): Promise<void> {
+  const cfg = loadConfig();
+  const log = createLogger('gateway', cfg.logLevel);
+  const gw = await startGateway(cfg, { log });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    gw.close().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err: String(err) }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
