@@ -4,6 +4,7 @@ import path from 'node:path';
 import { PORT_VARS, loadConfig } from '../common/config.ts';
 import { portOpen } from '../stack/ports.ts';
 import { Stack, StackError } from '../stack/supervisor.ts';
+import { readCacheCounters, type CacheCounters } from '../stack/varnishstat.ts';
 
 const pidFile = (dataDir: string) => path.join(dataDir, 'run', 'supervisor.pid');
 
@@ -109,11 +110,13 @@ export async function status(json: boolean): Promise<number> {
     })),
   );
   const workerPid = readPid(path.join(cfg.dataDir, 'run', 'worker.pid'));
+  const cache: CacheCounters | null = await readCacheCounters(cfg.dataDir).catch(() => null);
   const result = {
     supervisor: sup && alive(sup) ? sup : null,
     dataDir: cfg.dataDir,
     services: rows,
     worker: { pid: workerPid, up: workerPid !== null && alive(workerPid) },
+    cache,
   };
   if (json) {
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
@@ -121,6 +124,13 @@ export async function status(json: boolean): Promise<number> {
     process.stdout.write(`supervisor: ${result.supervisor ? `running (pid ${result.supervisor})` : 'not running'}; data ${cfg.dataDir}\n`);
     for (const r of rows) process.stdout.write(`  ${r.up ? 'up  ' : 'down'}  ${r.service.padEnd(15)} ${r.address.padEnd(22)} (${r.variable})\n`);
     process.stdout.write(`  ${result.worker.up ? 'up  ' : 'down'}  worker          pid ${workerPid ?? '-'}\n`);
+    if (cache) {
+      const ratio = cache.hitRatio === null ? '-' : `${(cache.hitRatio * 100).toFixed(1)}%`;
+      process.stdout.write(
+        `cache: hit ratio ${ratio} (${cache.hits} hits, ${cache.misses} misses), ${cache.backendRequests} origin requests, ` +
+          `${(cache.originBodyBytes / 1e6).toFixed(1)} MB from origin, ${(cache.clientBodyBytes / 1e6).toFixed(1)} MB to clients\n`,
+      );
+    }
   }
   return rows.every((r) => r.up) && result.worker.up ? 0 : 1;
 }
