@@ -4,7 +4,7 @@
 import http from 'node:http';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Client as TemporalClient } from '@temporalio/client';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import pg from 'pg';
 import type { VoraConfig } from '../common/config.ts';
 import { keys } from '../common/keys.ts';
@@ -76,7 +76,7 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
 
   const app = Fastify({
     loggerInstance: log as unknown as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     serverFactory: (handler) => {
       fastifyHandler = handler;
       return server;

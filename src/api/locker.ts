@@ -37,11 +37,18 @@ export class PgLocker implements Locker {
         if (release) Promise.resolve(release()).catch(() => {});
       });
       client.on('error', () => {
+        // The LISTEN connection broke (e.g. PostgreSQL restarted): the next lock opens a new one.
+        if (this.listener !== client) return; // already handed back by close()
         this.listener = null;
         this.listening = null;
         client.release(true);
       });
-      await client.query(`LISTEN ${CHANNEL}`);
+      try {
+        await client.query(`LISTEN ${CHANNEL}`);
+      } catch (err) {
+        client.release(true);
+        throw err;
+      }
       this.listener = client;
     })().catch((err) => {
       this.listening = null;
@@ -65,8 +72,10 @@ export class PgLocker implements Locker {
     this.listener = null;
     if (l) {
       await l.query(`UNLISTEN ${CHANNEL}`).catch(() => {});
+      l.removeAllListeners('notification');
       l.release();
     }
+    this.listening = null;
   }
 }
 
