@@ -1,1 +1,19 @@
-pub fn x(){}
+//! Vora native media core (N-API). Modules map 1:1 to exported concepts; all
+//! FFmpeg use lives behind `ffmpeg`.
+
+mod cancel;
+mod codecs;
+mod error;
+mod ffmpeg;
+mod ladder;
+mod model;
+mod playlist;
+mod probe;
+mod transcode;
+mod worker;
+
+pub use cancel::CancelToken;
+pub use error::{ErrorCode, MediaError};
+pub use model::{AudioInfo, ProbeResult, VideoInfo};
+pub use probe::probe;
+pub use transcode::{master_playlist, transcode_to_hls, HlsRenditionResult, HlsResult, HlsSegment, NativeHlsOptions, RenditionSpec};
