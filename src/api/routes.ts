@@ -187,7 +187,6 @@ export function registerRoutes(app: FastifyInstance, ctx: ApiContext): void {
 export async function banFromCache(playbackUrl: string, videoId: string): Promise<number> {
   const res = await fetch(`${playbackUrl.replace(/\/+$/, '')}/hls/${videoId}/`, {
     method: 'BAN',
-    headers: { 'X-Ban-Url': `^/hls/${videoId}/` },
     signal: AbortSignal.timeout(2000),
   });
   await res.arrayBuffer().catch(() => {});
