@@ -106,15 +106,16 @@ sub vcl_purge {
     return (synth(200, "PURGED"));
 }
 
-# Errors in the platform's JSON shape: {"error":{"code":"SNAKE_CASE","message":"..."}}.
+# Errors in the platform's JSON shape: {"error":{"code":"SNAKE_CASE","message":"..."}}. A long
+# string {"..."} ends at its first quote-brace, hence the closing braces appended separately.
 sub vcl_synth {
     set resp.http.Content-Type = "application/json";
     set resp.http.Access-Control-Allow-Origin = "*";
     set resp.http.Cache-Control = "no-store";
     if (resp.status >= 400) {
-        set resp.body = {"{"error":{"code":""} + resp.reason + {"","message":"playback cache: "} + resp.reason + {""}}"};
+        set resp.body = {"{"error":{"code":""} + resp.reason + {"","message":"playback cache: "} + resp.reason + {"""} + "}}";
     } else {
-        set resp.body = {"{"status":""} + resp.reason + {""}"};
+        set resp.body = {"{"status":""} + resp.reason + {"""} + "}";
     }
     return (deliver);
 }
@@ -123,7 +124,7 @@ sub vcl_backend_error {
     set beresp.http.Content-Type = "application/json";
     set beresp.http.Access-Control-Allow-Origin = "*";
     set beresp.http.Cache-Control = "no-store";
-    set beresp.body = {"{"error":{"code":"UPSTREAM_UNAVAILABLE","message":"streaming gateway unreachable"}}"};
+    set beresp.body = {"{"error":{"code":"UPSTREAM_UNAVAILABLE","message":"streaming gateway unreachable""} + "}}";
     set beresp.ttl = 0s;
     return (deliver);
 }

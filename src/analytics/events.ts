@@ -29,10 +29,7 @@ const eventSchema = z.object({
   positionSec: z.number().min(0).max(1e7).nullish(),
 });
 
-const batchSchema = z.union([
-  z.array(eventSchema).max(MAX_EVENTS_PER_BATCH),
-  z.object({ events: z.array(eventSchema).max(MAX_EVENTS_PER_BATCH) }).transform((o) => o.events),
-]);
+const eventsSchema = z.array(eventSchema).max(MAX_EVENTS_PER_BATCH, `at most ${MAX_EVENTS_PER_BATCH} events per batch`);
 
 /** A validated event; `ts` normalised to epoch milliseconds. */
 export interface PlaybackEvent {
@@ -53,10 +50,12 @@ export type ParseResult = { ok: true; events: PlaybackEvent[] } | { ok: false; m
  * a message naming it, so a player bug shows up as a 400 instead of silently thinned data.
  */
 export function parseEventBatch(body: unknown, now = Date.now()): ParseResult {
-  const r = batchSchema.safeParse(body);
+  // Picking the shape by hand (not z.union) keeps the issue's path, e.g. "3.type: ...".
+  const list = Array.isArray(body) ? body : (body as { events?: unknown } | null)?.events;
+  if (!Array.isArray(list)) return { ok: false, message: 'body must be an array of events or {"events": [...]}' };
+  const r = eventsSchema.safeParse(list);
   if (!r.success) {
     const issue = r.error.issues[0];
-    // Unions report the array branch's issues first; the path says which event was bad.
     const where = issue?.path.length ? issue.path.join('.') + ': ' : '';
     return { ok: false, message: `${where}${issue?.message ?? 'invalid events'}` };
   }

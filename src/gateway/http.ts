@@ -134,10 +134,10 @@ export function parseRange(header: string | undefined, size: number): RangeResul
     return { kind: 'range', start: Math.max(0, size - n), end: size - 1 };
   }
   const start = Number(a);
-  const end = b === '' ? size - 1 : Number(b);
-  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || end < start) return { kind: 'none' };
+  const last = b === '' ? Infinity : Number(b);
+  if (!Number.isSafeInteger(start) || last < start) return { kind: 'none' }; // "5-3" is invalid: ignored
   if (start >= size) return { kind: 'unsatisfiable' };
-  return { kind: 'range', start, end: Math.min(end, size - 1) };
+  return { kind: 'range', start, end: Math.min(last, size - 1) };
 }
 
 /** Weak comparison of an If-None-Match list against an ETag (RFC 9110 §13.1.2). */

@@ -76,7 +76,9 @@ function send(res: HttpResponse, ctx: Ctx, status: number, headers: readonly Hea
   res.cork(() => {
     res.writeStatus(statusLine(status));
     for (const [k, v] of headers) res.writeHeader(k, v);
-    res.end(body, close);
+    // 204/304 carry no body and, per RFC 9110, no Content-Length: 0 (endWithoutBody() adds none).
+    if (body === undefined) res.endWithoutBody();
+    else res.end(body, close);
   });
 }
 
