@@ -43,6 +43,26 @@ pub fn parse_media_playlist(text: &str) -> Result<MediaPlaylist, String> {
     Ok(pl)
 }
 
+/// Rewrites the last segment's EXTINF. libavformat's hls muxer estimates the final
+/// segment from the last packet in *decode* order plus one frame, which with
+/// B-frames undercounts by up to the reorder depth (and differently per rung).
+pub fn set_last_duration(text: &str, duration_sec: f64) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(last) = lines.iter().rposition(|l| l.starts_with("#EXTINF:")) else {
+        return text.to_string();
+    };
+    let mut out = String::with_capacity(text.len());
+    for (i, l) in lines.iter().enumerate() {
+        if i == last {
+            out.push_str(&format!("#EXTINF:{duration_sec:.6},"));
+        } else {
+            out.push_str(l);
+        }
+        out.push('\n');
+    }
+    out
+}
+
 fn attr(list: &str, key: &str) -> Option<String> {
     let start = list.find(&format!("{key}="))? + key.len() + 1;
     let rest = &list[start..];
@@ -114,6 +134,15 @@ mod tests {
         assert_eq!(pl.segments.len(), 2);
         assert_eq!(pl.segments[1].uri, "seg_00001.m4s");
         assert!((pl.segments[0].duration_sec - 4.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn rewrites_only_the_last_extinf() {
+        let fixed = set_last_duration(MEDIA, 2.033333);
+        let pl = parse_media_playlist(&fixed).expect("parse");
+        assert!((pl.segments[0].duration_sec - 4.0).abs() < 1e-9);
+        assert!((pl.segments[1].duration_sec - 2.033333).abs() < 1e-9);
+        assert!(fixed.ends_with("#EXT-X-ENDLIST\n"));
     }
 
     #[test]

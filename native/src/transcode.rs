@@ -134,11 +134,24 @@ fn to_job(o: &NativeHlsOptions) -> MediaResult<HlsJob> {
 }
 
 /// Reads one rung's media playlist and the sizes of the files it references.
-pub fn read_back(rung: &RungOutput, out_dir: &Path) -> MediaResult<HlsRenditionResult> {
+/// `video_end_sec`: exact end of the last video frame, used to correct the muxer's
+/// estimate of the final segment (see `playlist::set_last_duration`).
+pub fn read_back(rung: &RungOutput, out_dir: &Path, video_end_sec: Option<f64>) -> MediaResult<HlsRenditionResult> {
     let pl_path = rung.dir.join("index.m3u8");
-    let text = std::fs::read_to_string(&pl_path).map_err(|e| MediaError::io(&format!("read {}", pl_path.display()), &e))?;
-    let pl = playlist::parse_media_playlist(&text)
-        .map_err(|e| MediaError::new(ErrorCode::Internal, format!("{}: {e}", pl_path.display())))?;
+    let mut text = std::fs::read_to_string(&pl_path).map_err(|e| MediaError::io(&format!("read {}", pl_path.display()), &e))?;
+    let parse = |t: &str| {
+        playlist::parse_media_playlist(t).map_err(|e| MediaError::new(ErrorCode::Internal, format!("{}: {e}", pl_path.display())))
+    };
+    let mut pl = parse(&text)?;
+    if let (Some(end), Some((_, before))) = (video_end_sec, pl.segments.split_last()) {
+        let last = end - before.iter().map(|s| s.duration_sec).sum::<f64>();
+        let current = pl.segments.last().map_or(0.0, |s| s.duration_sec);
+        if last > 0.0 && (last - current).abs() > 5e-7 {
+            text = playlist::set_last_duration(&text, last);
+            std::fs::write(&pl_path, &text).map_err(|e| MediaError::io(&format!("rewrite {}", pl_path.display()), &e))?;
+            pl = parse(&text)?;
+        }
+    }
     let mut segments = Vec::with_capacity(pl.segments.len());
     let mut sized = Vec::with_capacity(pl.segments.len());
     for s in &pl.segments {
@@ -213,7 +226,7 @@ fn run(job: &HlsJob, cancel: &AtomicBool, on_progress: Option<&ProgressFn>) -> M
         let renditions = out
             .rungs
             .iter()
-            .map(|r| read_back(r, &job.out_dir))
+            .map(|r| read_back(r, &job.out_dir, Some(out.duration_sec)))
             .collect::<MediaResult<Vec<_>>>()?;
         let master = playlist::master_playlist(&variant_entries(&renditions));
         let master_path = job.out_dir.join("master.m3u8");

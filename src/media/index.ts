@@ -1,0 +1,304 @@
+// Typed front for the native media core (native/, napi-rs + FFmpeg). This is the
+// only importer of the addon: everything else in Vora talks to these functions.
+//
+// Heavy work runs on dedicated native threads (never the JS thread or the libuv
+// pool); failures reject with a MediaError whose `code` is stable across releases.
+import { createRequire } from 'node:module';
+import { rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+
+import type * as Native from '../../native/index.js';
+
+type Binding = typeof Native;
+let binding: Binding | undefined;
+
+/** Lazily loaded so that processes importing this module without transcoding
+ * (API, gateway) do not need the compiled addon. */
+function native(): Binding {
+  binding ??= createRequire(import.meta.url)('../../native/index.cjs') as Binding;
+  return binding;
+}
+
+export const MEDIA_ERROR_CODES = [
+  'NOT_MEDIA',
+  'NO_VIDEO_STREAM',
+  'UNSUPPORTED_CODEC',
+  'CORRUPT_INPUT',
+  'EMPTY_INPUT',
+  'ABORTED',
+  'IO_ERROR',
+  'ENCODER_ERROR',
+  'INTERNAL',
+] as const;
+export type MediaErrorCode = (typeof MEDIA_ERROR_CODES)[number];
+
+/** Codes that describe the input itself: retrying the same file cannot succeed. */
+export const PERMANENT_MEDIA_ERRORS: ReadonlySet<MediaErrorCode> = new Set([
+  'NOT_MEDIA',
+  'NO_VIDEO_STREAM',
+  'UNSUPPORTED_CODEC',
+  'CORRUPT_INPUT',
+  'EMPTY_INPUT',
+]);
+
+export class MediaError extends Error {
+  readonly code: MediaErrorCode;
+  constructor(code: MediaErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'MediaError';
+    this.code = code;
+  }
+}
+
+export function isMediaError(err: unknown, code?: MediaErrorCode): err is MediaError {
+  return err instanceof MediaError && (code === undefined || err.code === code);
+}
+
+function isCode(code: unknown): code is MediaErrorCode {
+  return typeof code === 'string' && (MEDIA_ERROR_CODES as readonly string[]).includes(code);
+}
+
+/** Re-throws the native error's `code` as a MediaError (unknown codes become INTERNAL). */
+export function toMediaError(err: unknown): MediaError {
+  if (err instanceof MediaError) return err;
+  const code = (err as { code?: unknown } | null)?.code;
+  const message = err instanceof Error ? err.message : String(err);
+  return new MediaError(isCode(code) ? code : 'INTERNAL', message, { cause: err });
+}
+
+export interface VideoStreamInfo {
+  index: number;
+  codec: string;
+  profile: string | null;
+  width: number;
+  height: number;
+  displayWidth: number;
+  displayHeight: number;
+  /** Clockwise degrees applied for display (0, 90, 180, 270). */
+  rotation: number;
+  sar: string;
+  dar: string;
+  frameRate: number;
+  avgFrameRate: number;
+  variableFrameRate: boolean;
+  pixelFormat: string;
+  bitDepth: number;
+  colorSpace: string | null;
+  colorPrimaries: string | null;
+  colorTransfer: string | null;
+  colorRange: string | null;
+  fieldOrder: string | null;
+  language: string | null;
+}
+
+export interface AudioStreamInfo {
+  index: number;
+  codec: string;
+  channels: number;
+  channelLayout: string;
+  sampleRate: number;
+  language: string | null;
+}
+
+export interface ProbeResult {
+  container: string;
+  durationSec: number;
+  sizeBytes: number;
+  bitRate: number | null;
+  video: VideoStreamInfo | null;
+  audio: AudioStreamInfo[];
+  /** Keyframe times in seconds from the start of the video stream, ascending. */
+  keyframes: number[];
+}
+
+export interface RenditionSpec {
+  /** Directory name and playlist label, e.g. '360p' ([A-Za-z0-9_-]). */
+  name: string;
+  height: number;
+  /** Target video bitrate in bits per second. */
+  videoBitrate: number;
+  maxrate?: number;
+  bufsize?: number;
+}
+
+export interface HlsProgress {
+  framesDone: number;
+  framesTotal: number | null;
+  fps: number;
+}
+
+export interface HlsOptions {
+  input: string;
+  outDir: string;
+  renditions: RenditionSpec[];
+  /** Segment grid in seconds, identical for every rung (default 4). */
+  segmentDurationSec?: number;
+  encoder?: 'auto' | 'libx264' | 'h264_nvenc';
+  /** x264 preset (default 'veryfast'). */
+  preset?: string;
+  threads?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: HlsProgress) => void;
+}
+
+export interface HlsSegmentInfo {
+  file: string;
+  durationSec: number;
+  bytes: number;
+}
+
+export interface HlsRenditionResult {
+  name: string;
+  width: number;
+  height: number;
+  /** Peak segment bitrate (bps), as EXT-X-STREAM-INF BANDWIDTH. */
+  bandwidth: number;
+  averageBandwidth: number;
+  /** RFC 6381 codecs from the real bitstream, e.g. 'avc1.64001f,mp4a.40.2'. */
+  codecs: string;
+  frameRate: number;
+  /** Relative to outDir, e.g. '360p/index.m3u8'. */
+  playlist: string;
+  segments: HlsSegmentInfo[];
+}
+
+export interface HlsResult {
+  durationSec: number;
+  encoder: string;
+  renditions: HlsRenditionResult[];
+  /** Relative to outDir: 'master.m3u8'. */
+  master: string;
+}
+
+function normalizeProbe(p: Native.ProbeResult): ProbeResult {
+  const v = p.video;
+  return {
+    container: p.container,
+    durationSec: p.durationSec,
+    sizeBytes: p.sizeBytes,
+    bitRate: p.bitRate ?? null,
+    video: v
+      ? {
+          index: v.index,
+          codec: v.codec,
+          profile: v.profile ?? null,
+          width: v.width,
+          height: v.height,
+          displayWidth: v.displayWidth,
+          displayHeight: v.displayHeight,
+          rotation: v.rotation,
+          sar: v.sar,
+          dar: v.dar,
+          frameRate: v.frameRate,
+          avgFrameRate: v.avgFrameRate,
+          variableFrameRate: v.variableFrameRate,
+          pixelFormat: v.pixelFormat,
+          bitDepth: v.bitDepth,
+          colorSpace: v.colorSpace ?? null,
+          colorPrimaries: v.colorPrimaries ?? null,
+          colorTransfer: v.colorTransfer ?? null,
+          colorRange: v.colorRange ?? null,
+          fieldOrder: v.fieldOrder ?? null,
+          language: v.language ?? null,
+        }
+      : null,
+    audio: p.audio.map((a) => ({
+      index: a.index,
+      codec: a.codec,
+      channels: a.channels,
+      channelLayout: a.channelLayout,
+      sampleRate: a.sampleRate,
+      language: a.language ?? null,
+    })),
+    keyframes: p.keyframes,
+  };
+}
+
+/** Stream inventory plus the keyframe index of the video stream (reads the whole file). */
+export async function probe(file: string): Promise<ProbeResult> {
+  try {
+    return normalizeProbe(await native().probe(file));
+  } catch (err) {
+    throw toMediaError(err);
+  }
+}
+
+const RUNG_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+function validate(opts: HlsOptions): void {
+  if (!opts.input || !opts.outDir) throw new TypeError('transcodeToHls: input and outDir are required');
+  if (!opts.renditions?.length) throw new TypeError('transcodeToHls: at least one rendition is required');
+  const names = new Set<string>();
+  for (const r of opts.renditions) {
+    if (!RUNG_NAME.test(r.name)) throw new TypeError(`transcodeToHls: bad rendition name ${JSON.stringify(r.name)}`);
+    if (names.has(r.name)) throw new TypeError(`transcodeToHls: duplicate rendition ${r.name}`);
+    names.add(r.name);
+    if (!Number.isInteger(r.height) || r.height < 2) throw new TypeError(`transcodeToHls: bad height for ${r.name}`);
+    if (!(r.videoBitrate >= 1000)) throw new TypeError(`transcodeToHls: bad videoBitrate for ${r.name}`);
+  }
+  const seg = opts.segmentDurationSec;
+  if (seg !== undefined && !(seg >= 0.5 && seg <= 60)) throw new TypeError('transcodeToHls: segmentDurationSec must be in [0.5, 60]');
+}
+
+/**
+ * Decodes `input` once and encodes every rung in the same pass into
+ * `outDir/{name}/index.m3u8` (fMP4, aligned segments) plus `outDir/master.m3u8`.
+ * Rungs above the source height are skipped (the lowest is always produced).
+ * Aborting via `signal` rejects with code ABORTED and removes partial output.
+ */
+export async function transcodeToHls(opts: HlsOptions): Promise<HlsResult> {
+  validate(opts);
+  const { signal, onProgress } = opts;
+  if (signal?.aborted) throw new MediaError('ABORTED', 'aborted before start', { cause: signal.reason });
+  const n = native();
+  const token = new n.CancelToken();
+  const onAbort = (): void => token.cancel();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const progress = onProgress
+    ? (p: Native.HlsProgressEvent): void => {
+        try {
+          onProgress({ framesDone: p.framesDone, framesTotal: p.framesTotal ?? null, fps: p.fps });
+        } catch {
+          // A throwing progress listener must not surface as an uncaught exception
+          // from a native callback; progress is advisory.
+        }
+      }
+    : undefined;
+  try {
+    return await n.transcodeToHls(
+      {
+        input: opts.input,
+        outDir: opts.outDir,
+        renditions: opts.renditions.map((r) => ({ ...r })),
+        segmentDurationSec: opts.segmentDurationSec,
+        encoder: opts.encoder,
+        preset: opts.preset,
+        threads: opts.threads,
+      },
+      token,
+      progress,
+    );
+  } catch (err) {
+    throw toMediaError(err);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Master playlist text (RFC 8216) for a set of finished renditions, lowest bandwidth first. */
+export function masterPlaylistText(renditions: HlsRenditionResult[]): string {
+  return native().masterPlaylist(renditions);
+}
+
+/**
+ * Writes `outDir/master.m3u8` for the given finished renditions (e.g. the rungs
+ * ready so far, for PARTIALLY_READY), atomically (temp file + rename) so players
+ * never read a half-written master. Returns the relative playlist name.
+ */
+export async function writeMasterPlaylist(outDir: string, renditions: HlsRenditionResult[]): Promise<string> {
+  const target = path.join(outDir, 'master.m3u8');
+  const tmp = `${target}.${process.pid}.${Date.now()}.tmp`;
+  await writeFile(tmp, masterPlaylistText(renditions));
+  await rename(tmp, target);
+  return 'master.m3u8';
+}
