@@ -67,6 +67,7 @@ export class EventBuffer {
   private spoolBytes = 0;
   private replayAttempts = new Map<string, number>();
   private closed = false;
+  private again = false;
   private readonly o: Required<Omit<EventBufferOptions, 'log'>> & Pick<EventBufferOptions, 'log'>;
 
   constructor(opts: EventBufferOptions) {
@@ -160,10 +161,18 @@ export class EventBuffer {
 
   private kick(force = false): void {
     if (this.closed && !force) return;
-    if (this.pumping) return;
+    if (this.pumping) {
+      // A pump is finishing: look again right after it, or a size trigger would wait for the timer.
+      this.again = true;
+      return;
+    }
     if (Date.now() < this.retryAt) return;
     this.pumping = this.pump(force).finally(() => {
       this.pumping = null;
+      if (this.again) {
+        this.again = false;
+        this.kick();
+      }
     });
   }
 

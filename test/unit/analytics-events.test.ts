@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import { MAX_EVENTS_PER_BATCH, parseEventBatch, toRow } from '../../src/analytics/events.ts';
+
+const VID = 'vid_abcdefghijklmnopqrst';
+const NOW = Date.parse('2026-01-10T12:00:00Z');
+const ev = (o: Record<string, unknown> = {}) => ({ videoId: VID, sessionId: 'sess-1', type: 'play', ts: NOW, ...o });
+
+describe('parseEventBatch', () => {
+  it('accepts an array or {events}, ISO or epoch-ms timestamps', () => {
+    const a = parseEventBatch([ev(), ev({ type: 'segment_fetched', segment: 3, bandwidth: 800000, ts: '2026-01-10T11:59:59.500Z' })], NOW);
+    expect(a.ok).toBe(true);
+    if (!a.ok) return;
+    expect(a.events[1]).toEqual({
+      videoId: VID,
+      sessionId: 'sess-1',
+      type: 'segment_fetched',
+      ts: NOW - 500,
+      segment: 3,
+      bandwidth: 800000,
+      watchTimeSec: null,
+      positionSec: null,
+    });
+    const b = parseEventBatch({ events: [ev({ type: 'watch_time', watchTimeSec: 12.5, positionSec: 30, ts: '2026-01-10T13:00:00+01:00' })] }, NOW);
+    expect(b.ok && b.events[0]).toMatchObject({ ts: NOW, watchTimeSec: 12.5, positionSec: 30 });
+    expect(parseEventBatch([], NOW)).toEqual({ ok: true, events: [] });
+  });
+  it('accepts every contract event type', () => {
+    for (const type of ['play', 'pause', 'segment_fetched', 'watch_time', 'bitrate_selected', 'rebuffer', 'error']) {
+      expect(parseEventBatch([ev({ type })], NOW).ok, type).toBe(true);
+    }
+  });
+  it('rejects bad events naming the culprit', () => {
+    const cases: [unknown, RegExp][] = [
+      [[ev({ type: 'seek' })], /^0\.type/],
+      [[ev(), ev({ videoId: 'vid_x' })], /^1\.videoId/],
+      [[ev({ sessionId: '' })], /sessionId/],
+      [[ev({ ts: 'yesterday' })], /ts/],
+      [[ev({ ts: '2026-01-10T12:00:00' })], /ts/], // no zone: ambiguous
+      [[ev({ segment: -1 })], /segment/],
+      [[ev({ segment: 1.5 })], /segment/],
+      [[ev({ bandwidth: 'high' })], /bandwidth/],
+      [[ev({ watchTimeSec: -3 })], /watchTimeSec/],
+      [[{ type: 'play' }], /videoId/],
+      [{ nope: [] }, /array of events/],
+      ['text', /array of events/],
+      [null, /array of events/],
+    ];
+    for (const [body, re] of cases) {
+      const r = parseEventBatch(body, NOW);
+      expect(r.ok, JSON.stringify(body)).toBe(false);
+      if (!r.ok) expect(r.message).toMatch(re);
+    }
+  });
+  it('bounds clock skew and batch size', () => {
+    expect(parseEventBatch([ev({ ts: NOW + 11 * 60_000 })], NOW)).toMatchObject({ ok: false, message: /future/ });
+    expect(parseEventBatch([ev({ ts: NOW - 8 * 24 * 3600_000 })], NOW)).toMatchObject({ ok: false, message: /old/ });
+    expect(parseEventBatch([ev({ ts: NOW + 5 * 60_000 })], NOW).ok).toBe(true);
+    expect(parseEventBatch(Array.from({ length: MAX_EVENTS_PER_BATCH + 1 }, () => ev()), NOW)).toMatchObject({ ok: false, message: /1000/ });
+  });
+});
+
+describe('toRow', () => {
+  it('produces a ClickHouse row with a deterministic event id and explicit event_date', () => {
+    const r = parseEventBatch([ev({ ts: NOW + 1234, bandwidth: 5 })], NOW);
+    if (!r.ok) throw new Error(r.message);
+    const row = toRow(r.events[0]!, NOW + 2000, 'b1', 7);
+    expect(row).toEqual({
+      event_id: 'b1:7',
+      event_date: '2026-01-10',
+      ts: Math.floor((NOW + 1234) / 1000),
+      ts_ms: 234,
+      received_at: Math.floor((NOW + 2000) / 1000),
+      video_id: VID,
+      session_id: 'sess-1',
+      type: 'play',
+      segment: null,
+      bandwidth: 5,
+      watch_time_sec: null,
+      position_sec: null,
+      batch_id: 'b1',
+    });
+  });
+});
