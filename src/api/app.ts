@@ -12,7 +12,7 @@ import type { Logger } from '../common/log.ts';
 import { apiOptionsFromEnv, type ApiContext, type ApiOptions } from './context.ts';
 import { errorBody, toHttpError } from './errors.ts';
 import { finalizeUpload, reconcile } from './finalize.ts';
-import { deleteKeys } from './objects.ts';
+import { abortStaleMultipartUploads, deleteKeys } from './objects.ts';
 import * as repo from './repo.ts';
 import { registerRoutes } from './routes.ts';
 import { createTus, TUS_PATH, type TusHandle } from './tus.ts';
@@ -37,7 +37,7 @@ export interface Api {
   /** Finish what a crash left (see finalize.ts); runs at listen() and every reconcileIntervalMs. */
   reconcile(): Promise<{ finalized: number; started: number }>;
   /** Expire unfinished uploads older than uploadExpiryMs; runs every sweepIntervalMs. */
-  sweep(): Promise<{ expired: number; storeDeleted: number }>;
+  sweep(): Promise<{ expired: number; abortedMultipart: number }>;
   finalize(uploadId: string): ReturnType<typeof finalizeUpload>;
   close(): Promise<void>;
 }
@@ -103,16 +103,20 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
     timers.push(t);
   };
 
+  /**
+   * Expiration sweeper (tus expiration extension). Unfinished uploads past their expiry become
+   * EXPIRED in the table (a later PATCH/HEAD answers 410), and their multipart upload, .info and
+   * .part objects are removed. Only under keys.uploadPrefix: S3Store.deleteExpired() would scan and
+   * abort every multipart upload in the shared bucket.
+   */
   async function sweep() {
+    const { s3, cfg } = ctx;
     const expired = await repo.expireUploads(ctx.pool, opts.uploadExpiryMs);
-    for (const row of expired) {
-      const k = row.object_key ?? `${keys.uploadPrefix}${row.upload_id}`;
-      await deleteKeys(ctx.s3, ctx.cfg.s3.bucket, [k, `${k}.info`, `${k}.part`]).catch(() => {});
-    }
-    // Aborts the expired multipart uploads (S3Store.deleteExpired) and their .info/.part objects.
-    const storeDeleted = await tus.server.cleanUpExpiredUploads();
-    if (expired.length) log.info({ expired: expired.length, storeDeleted }, 'expired unfinished uploads');
-    return { expired: expired.length, storeDeleted };
+    const stale = await abortStaleMultipartUploads(s3, cfg.s3.bucket, keys.uploadPrefix, new Date(Date.now() - opts.uploadExpiryMs));
+    const tusIds = new Set([...expired.map((r) => r.object_key ?? `${keys.uploadPrefix}${r.upload_id}`), ...stale]);
+    await deleteKeys(s3, cfg.s3.bucket, [...tusIds].flatMap((k) => [k, `${k}.info`, `${k}.part`]));
+    if (tusIds.size) log.info({ expired: expired.length, abortedMultipart: stale.length }, 'expired unfinished uploads');
+    return { expired: expired.length, abortedMultipart: stale.length };
   }
 
   const api: Api = {

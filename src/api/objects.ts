@@ -12,6 +12,7 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   UploadPartCopyCommand,
   type S3Client,
@@ -135,4 +136,31 @@ export async function deletePrefix(s3: S3Client, bucket: string, prefix: string)
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
   return n;
+}
+
+/**
+ * Aborts multipart uploads under `prefix` started before `olderThan` (only there: the bucket is
+ * shared with the worker's own uploads). Returns the aborted keys. The prefix is applied here, not
+ * in the request: MinIO's ListMultipartUploads matches `Prefix` against whole object names only
+ * (`uploads/` lists nothing), while no prefix lists every upload in the bucket.
+ */
+export async function abortStaleMultipartUploads(s3: S3Client, bucket: string, prefix: string, olderThan: Date): Promise<string[]> {
+  const aborted: string[] = [];
+  let keyMarker: string | undefined;
+  let uploadIdMarker: string | undefined;
+  for (;;) {
+    const page = await s3.send(
+      new ListMultipartUploadsCommand({ Bucket: bucket, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+    );
+    for (const u of page.Uploads ?? []) {
+      if (!u.Key?.startsWith(prefix) || !u.UploadId || !u.Initiated || u.Initiated >= olderThan) continue;
+      await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key, UploadId: u.UploadId })).catch((err) => {
+        if (!isNotFound(err)) throw err;
+      });
+      aborted.push(u.Key);
+    }
+    if (!page.IsTruncated) return aborted;
+    keyMarker = page.NextKeyMarker;
+    uploadIdMarker = page.NextUploadIdMarker;
+  }
 }
