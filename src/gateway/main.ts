@@ -226,7 +226,10 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
         res.cork(() => {
           res.writeStatus('200 OK');
           for (const [k, v] of [...base, ...meta(h.ETag, h.LastModified)]) res.writeHeader(k, v);
-          res.endWithoutBody(h.ContentLength ?? 0);
+          // endWithoutBody(length) leaves the keep-alive connection unusable in this uWS build
+          // (uNetworking/uWebSockets#1557/#1855); the argless form plus our own header is clean.
+          res.writeHeader('Content-Length', String(h.ContentLength ?? 0));
+          res.endWithoutBody();
         });
         return;
       }
@@ -306,7 +309,7 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
       send(res, ctx, 200, [['Content-Type', 'application/json'], ['Cache-Control', 'no-store']], JSON.stringify({ status: 'ok', events: buffer.stats() }));
     })
     .head('/healthz', (res) => {
-      res.cork(() => res.writeStatus('200 OK').endWithoutBody(0));
+      res.cork(() => res.writeStatus('200 OK').writeHeader('Content-Length', '0').endWithoutBody());
     })
     .get('/hls/*', (res, req) => void serveHls(res, req, false))
     .head('/hls/*', (res, req) => void serveHls(res, req, true))
