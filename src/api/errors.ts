@@ -14,6 +14,7 @@ export const ERROR_STATUS = {
   INTERNAL: 500,
   NOT_IMPLEMENTED: 501,
   SERVICE_UNAVAILABLE: 503,
+  ANALYTICS_UNAVAILABLE: 503,
   // videos
   VIDEO_NOT_FOUND: 404,
   // uploads (REST and tus)

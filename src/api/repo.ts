@@ -74,12 +74,22 @@ export async function markUploading(db: Db, uploadId: string): Promise<void> {
   await db.query(`UPDATE uploads SET status = 'UPLOADING' WHERE upload_id = $1 AND status = 'CREATED'`, [uploadId]);
 }
 
-/** Durable offset after a PATCH (only moves forward, only while the upload is in progress). */
+/**
+ * The store's offset after a PATCH (durable bytes; exact, so a progress figure that ran ahead of what
+ * was stored before a drop is corrected). Only while the upload is in progress.
+ */
 export async function recordOffset(db: Db, uploadId: string, offset: number): Promise<void> {
   await db.query(
-    `UPDATE uploads SET status = 'UPLOADING', bytes_uploaded = GREATEST(bytes_uploaded, $2)
-      WHERE upload_id = $1 AND status = ANY($3)`,
+    `UPDATE uploads SET status = 'UPLOADING', bytes_uploaded = $2 WHERE upload_id = $1 AND status = ANY($3)`,
     [uploadId, offset, uploadSourcesFor('UPLOADING')],
+  );
+}
+
+/** Progress while a PATCH streams (bytes received so far; forward only). */
+export async function recordProgress(db: Db, uploadId: string, offset: number): Promise<void> {
+  await db.query(
+    `UPDATE uploads SET bytes_uploaded = $2 WHERE upload_id = $1 AND status = 'UPLOADING' AND bytes_uploaded < $2`,
+    [uploadId, offset],
   );
 }
 

@@ -44,7 +44,8 @@ export function decodeCursor(cursor: string): { createdAt: string; videoId: stri
   throw new ApiError('VALIDATION_FAILED', 'cursor: not a cursor this API returned');
 }
 
-export function uploadView(row: repo.UploadRow) {
+export function uploadView(row: repo.UploadRow, expiryMs = 0) {
+  const unfinished = row.status === 'CREATED' || row.status === 'UPLOADING';
   return {
     uploadId: row.upload_id,
     status: row.status,
@@ -56,6 +57,8 @@ export function uploadView(row: repo.UploadRow) {
     filetype: row.filetype,
     createdAt: row.created_at.toISOString(),
     updatedAt: row.updated_at.toISOString(),
+    /** When an unfinished upload will be expired by the sweeper (tus Upload-Expires); null once done. */
+    expiresAt: unfinished && expiryMs > 0 ? new Date(row.created_at.getTime() + expiryMs).toISOString() : null,
   };
 }
 
@@ -122,7 +125,7 @@ export function registerRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const uploadId = parseId(uploadIdSchema, req.params.uploadId, 'upload');
     const row = await repo.getUpload(pool, uploadId);
     if (!row) throw new ApiError('UPLOAD_NOT_FOUND', `upload ${uploadId} not found`);
-    return uploadView(row);
+    return uploadView(row, ctx.opts.uploadExpiryMs);
   });
 
   app.get('/v1/videos', async (req) => {
@@ -179,7 +182,13 @@ export function registerRoutes(app: FastifyInstance, ctx: ApiContext): void {
     await videoOr404(videoId);
     const fn = await loadAnalytics();
     if (!fn) throw new ApiError('NOT_IMPLEMENTED', 'analytics are not available yet (src/analytics/queries.ts videoAnalytics)');
-    return fn(cfg, videoId);
+    try {
+      return await fn(cfg, videoId);
+    } catch (err) {
+      // ClickHouse down or unreachable: say so, instead of a bare 500.
+      log.warn({ err, videoId }, 'analytics query failed');
+      throw new ApiError('ANALYTICS_UNAVAILABLE', `analytics store unavailable: ${(err as Error).message}`);
+    }
   });
 }
 

@@ -18,7 +18,7 @@ import { pipeline } from 'node:stream/promises';
 import { Server as TusServer } from '@tus/server';
 import { S3Store } from '@tus/s3-store';
 import { MemoryLocker } from '@tus/server';
-import { ERRORS, type Upload } from '@tus/utils';
+import { ERRORS, EVENTS, type Upload } from '@tus/utils';
 import { NodeRequest, sendNodeResponse } from 'srvx/node';
 import { z } from 'zod';
 import { newUploadId } from '../common/ids.ts';
@@ -96,7 +96,15 @@ class TrackedS3Store extends S3Store {
   override async write(src: Readable, id: string, offset: number): Promise<number> {
     const uploadId = uploadIdOfTusId(id);
     await repo.markUploading(this.ctx.pool, uploadId);
-    const newOffset = await super.write(src, id, offset);
+    let newOffset: number;
+    try {
+      newOffset = await super.write(src, id, offset);
+    } catch (err) {
+      // Whatever part of the body was stored counts (S3Store keeps it); record the real offset.
+      const stored = await this.getUpload(id).catch(() => null);
+      if (stored) await repo.recordOffset(this.ctx.pool, uploadId, stored.offset).catch(() => {});
+      throw err;
+    }
     await repo.recordOffset(this.ctx.pool, uploadId, newOffset);
     return newOffset;
   }
@@ -179,6 +187,11 @@ export function createTus(ctx: ApiContext, lockPool: import('pg').Pool): TusHand
       if (h.unexpected) log.error({ err }, 'tus request failed');
       return { status_code: h.status, body: JSON.stringify(errorBody(h.code, h.message)) };
     },
+  });
+
+  // Progress while a long PATCH streams (throttled by tus to postReceiveInterval).
+  server.on(EVENTS.POST_RECEIVE, (_req: unknown, upload: Upload) => {
+    repo.recordProgress(ctx.pool, uploadIdOfTusId(upload.id), upload.offset).catch(() => {});
   });
 
   async function respond(res: http.ServerResponse, response: Response): Promise<void> {

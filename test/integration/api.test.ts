@@ -264,6 +264,7 @@ describe('upload -> video -> workflow', () => {
       filetype: 'application/octet-stream',
       createdAt: expect.any(String),
       updatedAt: expect.any(String),
+      expiresAt: null,
     });
     // the stored source is byte-identical
     const src = await hashObject(s3, cfg.s3.bucket, keys.source(videoId));
@@ -397,10 +398,10 @@ describe('REST', () => {
     expect((await json('/v1/videos?state=BOGUS')).body.error.code).toBe('VALIDATION_FAILED');
     expect((await json('/v1/videos?limit=0')).status).toBe(400);
     expect((await json('/v1/videos?cursor=garbage')).body.error.code).toBe('VALIDATION_FAILED');
-    // analytics: 501 until src/analytics/queries.ts exports videoAnalytics, else its answer
+    // analytics: 501 until src/analytics/queries.ts exports videoAnalytics; this test runs no
+    // ClickHouse, so a present module answers 503 ANALYTICS_UNAVAILABLE
     const an = await json(`/v1/videos/${ids[0]}/analytics`);
-    expect([200, 501, 500]).toContain(an.status);
-    if (an.status === 501) expect(an.body.error.code).toBe('NOT_IMPLEMENTED');
+    expect(an.body.error.code).toBe(an.status === 501 ? 'NOT_IMPLEMENTED' : 'ANALYTICS_UNAVAILABLE');
   });
 });
 
@@ -542,7 +543,11 @@ describe('resume, locks, expiry, reconcile', () => {
         body: stalled,
         duplex: 'half',
       } as RequestInit).catch((e) => e);
-      await new Promise((r) => setTimeout(r, 500));
+      await new Promise((r) => setTimeout(r, 1500));
+      // progress of the streaming PATCH is visible while it runs
+      const mid = await json(`/v1/uploads/${c.location!.split('/').pop()}`);
+      expect(mid.body).toMatchObject({ status: 'UPLOADING', bytesUploaded: MiB, size: 10 * MiB });
+      expect(Date.parse(mid.body.expiresAt)).toBeGreaterThan(Date.now());
       const t0 = Date.now();
       const head = await fetch(new URL(c.location!, other.base), { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } });
       expect(head.status).toBe(200);
