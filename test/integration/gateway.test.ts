@@ -164,6 +164,23 @@ describe('gateway: HLS objects', () => {
     expect(slow.equals(segment)).toBe(true);
   });
 
+  it('survives clients that disconnect mid-body', async () => {
+    for (let i = 0; i < 5; i++) {
+      await new Promise<void>((resolve, reject) => {
+        const req = http.get(`${G}/hls/${READY}/360p/seg_00000.m4s`, { agent: false }, (res) => {
+          res.once('data', () => {
+            req.destroy();
+            resolve();
+          });
+        });
+        req.on('error', (e) => (req.destroyed ? resolve() : reject(e)));
+      });
+    }
+    const r = await raw(`${G}/hls/${READY}/360p/seg_00000.m4s`);
+    expect(r.body.equals(segment)).toBe(true);
+    expect((await raw(`${G}/healthz`)).status).toBe(200);
+  });
+
   it('answers HEAD with the length and no body', async () => {
     const r = await raw(`${G}/hls/${READY}/360p/seg_00000.m4s`, { method: 'HEAD' });
     expect(r.status).toBe(200);
@@ -378,4 +395,25 @@ describe('events into ClickHouse 18.16', () => {
     expect(await chCount(`video_id = '${VID4}'`)).toBe(5);
     await expect(raw(`http://127.0.0.1:${g2.port}/healthz`)).rejects.toThrow();
   });
+});
+
+describe('varnish grace', () => {
+  it('serves stale objects while the gateway is down', async () => {
+    // A PARTIALLY_READY playlist lives 2 s in the cache; after that only grace can serve it.
+    const url = `${V}/hls/${PARTIAL}/master.m3u8`;
+    const first = await raw(url);
+    expect(first.status).toBe(200);
+    await gw.close(500);
+    // Wait for the probe to mark the gateway sick and for the object's TTL to pass.
+    await new Promise((r) => setTimeout(r, 9_000));
+    const stale = await raw(url);
+    expect(stale.status).toBe(200);
+    expect(stale.body.toString()).toBe(master);
+    expect(stale.headers['x-cache']).toBe('HIT');
+    expect(Number(stale.headers.age)).toBeGreaterThanOrEqual(2);
+    // Nothing cached: the JSON error from vcl_backend_error.
+    const miss = await raw(`${V}/hls/${READY}/never-fetched.m3u8`);
+    expect(miss.status).toBe(503);
+    expect(JSON.parse(miss.body.toString()).error.code).toMatch(/^[A-Z_]+$/);
+  }, 30_000);
 });
