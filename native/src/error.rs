@@ -56,7 +56,7 @@ impl MediaError {
     /// deferred can reject with it verbatim: `JsDeferred::reject` only takes
     /// `Error<Status>`, whose own code would be a generic N-API status.
     pub fn into_napi(self, env: Env) -> napi::Error {
-        let js = JsError::from(napi::Error::new(self.code.as_str().to_string(), self.message));
+        let js = JsError::from(napi::Error::new(self.code.as_str(), self.message));
         napi::Error::from(js.into_unknown(env))
     }
 }

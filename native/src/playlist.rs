@@ -120,6 +120,7 @@ pub fn measure_bandwidth(segments: &[(u64, f64)]) -> (u64, u64) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
 

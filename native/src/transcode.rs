@@ -101,7 +101,7 @@ fn to_job(o: &NativeHlsOptions) -> MediaResult<HlsJob> {
         if !valid_name(&r.name) {
             return Err(bad(format!("rendition name {:?} must match [A-Za-z0-9_-]{{1,64}}", r.name)));
         }
-        if r.height < 2 || !(r.video_bitrate >= 1000.0) {
+        if r.height < 2 || r.video_bitrate.is_nan() || r.video_bitrate < 1000.0 {
             return Err(bad(format!("rendition {}: height >= 2 and videoBitrate >= 1000 required", r.name)));
         }
         rungs.push(RungJob {
@@ -250,6 +250,7 @@ fn run(job: &HlsJob, cancel: &AtomicBool, on_progress: Option<&ProgressFn>) -> M
 
 /// Decodes `options.input` once and writes an fMP4 HLS ladder under `options.outDir`.
 #[napi(ts_return_type = "Promise<HlsResult>")]
+#[allow(clippy::needless_pass_by_value)] // napi hands over owned values
 pub fn transcode_to_hls<'env>(
     env: &'env Env,
     options: NativeHlsOptions,
@@ -265,6 +266,7 @@ pub fn transcode_to_hls<'env>(
 
 /// Master playlist text for finished renditions (e.g. a PARTIALLY_READY ladder).
 #[napi]
+#[allow(clippy::needless_pass_by_value)] // napi hands over owned values
 pub fn master_playlist(renditions: Vec<HlsRenditionResult>) -> String {
     playlist::master_playlist(&variant_entries(&renditions))
 }

@@ -19,6 +19,7 @@ import {
   makeRandomBytes,
   makeTruncated,
   missingPath,
+  psnr,
   tempDir,
 } from '../fixtures/generate.ts';
 
@@ -154,6 +155,8 @@ describe('transcodeToHls', () => {
     const a = info.streams.find((s) => s.codec_type === 'audio')!;
     expect([v.codec_name, v.profile, v.pix_fmt, v.width, v.height]).toEqual(['h264', 'High', 'yuv420p', 1280, 720]);
     expect([a.codec_name, a.profile, a.channels, a.sample_rate]).toEqual(['aac', 'LC', 2, '48000']);
+    // Same picture as the source (catches pixel-format / geometry mix-ups that still decode).
+    expect(psnr(path.join(outDir, '720p', 'index.m3u8'), src)).toBeGreaterThan(35);
 
     const master = readFileSync(path.join(outDir, 'master.m3u8'), 'utf8').split('\n');
     expect(master.slice(0, 3)).toEqual(['#EXTM3U', '#EXT-X-VERSION:7', '#EXT-X-INDEPENDENT-SEGMENTS']);

@@ -461,7 +461,6 @@ pub fn run_hls(job: &HlsJob, cancel: &AtomicBool, progress: &mut dyn FnMut(HlsPr
         if a.numerator() > 0 && a.denominator() > 0 { (a.numerator(), a.denominator()) } else { (1, 1) }
     };
     let (disp_w, disp_h) = ladder::display_size(src_w, src_h, sar, rotation);
-    drop(vstream);
 
     let mut audio = match ai {
         Some(i) => Some(build_audio(ictx, i, origin_sec, job.threads)?),
@@ -475,7 +474,8 @@ pub fn run_hls(job: &HlsJob, cancel: &AtomicBool, progress: &mut dyn FnMut(HlsPr
     }
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let gop = ((job.segment_sec * r64(fps)).ceil() as u32).max(1) * 2;
-    let pix = i32::from(vdec.format() as i32);
+    // buffer wants the libav pixel format number, not ffmpeg-next's enum discriminant.
+    let pix = ffi::AVPixelFormat::from(vdec.format()) as i32;
     let mut encoder_name = match job.encoder {
         EncoderPref::Nvenc | EncoderPref::Auto => "h264_nvenc",
         EncoderPref::X264 => "libx264",

@@ -29,7 +29,7 @@ fn content_probe_score(path: &Path) -> i32 {
     // libavformat probers may read up to AVPROBE_PADDING_SIZE past the end.
     head.resize(len + ffi::AVPROBE_PADDING_SIZE as usize, 0);
     let Ok(buf_size) = i32::try_from(len) else { return 0 };
-    let mut pd = ffi::AVProbeData {
+    let pd = ffi::AVProbeData {
         filename: c"".as_ptr(),
         buf: head.as_mut_ptr(),
         buf_size,
@@ -37,7 +37,7 @@ fn content_probe_score(path: &Path) -> i32 {
     };
     let mut score = 0;
     // SAFETY: pd points at a live, padded buffer for the duration of the call.
-    unsafe { ffi::av_probe_input_format3(&mut pd, 1, &mut score) };
+    unsafe { ffi::av_probe_input_format3(&pd, 1, &mut score) };
     score
 }
 

@@ -253,8 +253,58 @@ pub fn probe_file(path: &Path) -> MediaResult<ProbeResult> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation)]
 mod tests {
-    use super::is_variable;
+    use super::{is_variable, probe_file};
+    use crate::error::ErrorCode;
+    use std::process::Command;
+
+    /// 3 s lavfi clip (H.264 High, keyframe every second, AAC stereo) via the ffmpeg CLI.
+    pub(crate) fn lavfi_clip(dir: &std::path::Path, secs: u32, size: &str) -> std::path::PathBuf {
+        let out = dir.join("clip.mp4");
+        let status = Command::new("ffmpeg")
+            .args(["-hide_banner", "-v", "error", "-y", "-f", "lavfi", "-i"])
+            .arg(format!("testsrc2=size={size}:rate=25:duration={secs}"))
+            .args(["-f", "lavfi", "-i"])
+            .arg(format!("sine=frequency=440:sample_rate=48000:duration={secs}"))
+            .args(["-c:v", "libx264", "-preset", "superfast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2"])
+            .arg(&out)
+            .status()
+            .expect("ffmpeg CLI must be installed for media tests");
+        assert!(status.success());
+        out
+    }
+
+    #[test]
+    fn probes_a_generated_clip() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clip = lavfi_clip(dir.path(), 3, "320x240");
+        let p = probe_file(&clip).expect("probe");
+        assert!(p.container.contains("mp4"));
+        assert!((p.duration_sec - 3.0).abs() < 0.1, "duration {}", p.duration_sec);
+        let v = p.video.expect("video");
+        assert_eq!((v.codec.as_str(), v.width, v.height, v.rotation), ("h264", 320, 240, 0));
+        assert_eq!(v.profile.as_deref(), Some("High"));
+        assert_eq!((v.sar.as_str(), v.dar.as_str()), ("1:1", "4:3"));
+        assert!(!v.variable_frame_rate);
+        assert_eq!(p.keyframes, vec![0.0, 1.0, 2.0]);
+        assert_eq!(p.audio.len(), 1);
+        assert_eq!((p.audio[0].channels, p.audio[0].sample_rate), (2, 48_000));
+    }
+
+    #[test]
+    fn classifies_bad_inputs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let empty = dir.path().join("empty.mp4");
+        std::fs::write(&empty, b"").expect("write");
+        assert_eq!(probe_file(&empty).map(|_| ()).unwrap_err().code, ErrorCode::EmptyInput);
+        let noise = dir.path().join("noise.mp4");
+        let bytes: Vec<u8> = (0..65_536u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        std::fs::write(&noise, bytes).expect("write");
+        assert_eq!(probe_file(&noise).map(|_| ()).unwrap_err().code, ErrorCode::NotMedia);
+        let missing = dir.path().join("missing.mp4");
+        assert_eq!(probe_file(&missing).map(|_| ()).unwrap_err().code, ErrorCode::IoError);
+    }
 
     #[test]
     fn vfr_detection() {
