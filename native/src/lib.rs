@@ -2,6 +2,7 @@
 //! FFmpeg use lives behind `ffmpeg`.
 
 mod cancel;
+mod chunk;
 mod codecs;
 mod error;
 mod ffmpeg;
@@ -13,6 +14,7 @@ mod transcode;
 mod worker;
 
 pub use cancel::CancelToken;
+pub use chunk::{plan_chunks, Chunk};
 pub use error::{ErrorCode, MediaError};
 pub use model::{AudioInfo, ProbeResult, VideoInfo};
 pub use probe::probe;
