@@ -52,11 +52,11 @@ export function isTusRequest(method: string | undefined, url: string | undefined
 export async function createApi(deps: ApiDeps): Promise<Api> {
   const opts: ApiOptions = { ...apiOptionsFromEnv(), ...deps.options };
   const log = deps.logger;
-  const ctx: ApiContext = { cfg: deps.config, pool: deps.pool, s3: deps.s3, temporal: deps.temporal, log, opts };
-  // Each held upload lock keeps one connection for the length of a PATCH: a pool of its own.
+  // Each held lock (upload PATCH/HEAD, finalize) keeps one connection while it runs.
   const lockPool = new pg.Pool({ connectionString: deps.config.postgres.url, max: 64 });
   lockPool.on('error', () => {});
-  const tus = createTus(ctx, lockPool);
+  const ctx: ApiContext = { cfg: deps.config, pool: deps.pool, lockPool, s3: deps.s3, temporal: deps.temporal, log, opts };
+  const tus = createTus(ctx);
 
   let fastifyHandler: http.RequestListener | null = null;
   const server = http.createServer((req, res) => {

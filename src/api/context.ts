@@ -33,6 +33,11 @@ export interface ApiOptions {
 export interface ApiContext {
   cfg: VoraConfig;
   pool: pg.Pool;
+  /**
+   * Connections that hold advisory locks for as long as a request or a finalize runs; a pool of
+   * its own so that held locks can never starve the queries made under them.
+   */
+  lockPool: pg.Pool;
   s3: S3Client;
   temporal: TemporalClient;
   log: Logger;

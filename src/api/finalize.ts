@@ -27,7 +27,35 @@ export function videoIdForUpload(uploadId: string): string {
   return `vid_${uploadId.slice('upl_'.length)}`;
 }
 
-export async function finalizeUpload(ctx: ApiContext, uploadId: string): Promise<{ videoId: string; workflowStarted: boolean }> {
+type Finalized = { videoId: string; workflowStarted: boolean };
+
+/**
+ * Runs finalize for one upload at a time across processes (a PostgreSQL advisory lock on a
+ * connection held for the duration): hashing a 20 GiB file takes minutes, and the reconciler must
+ * not start a second pass over it meanwhile. `wait`: the tus hook queues behind a running pass (and
+ * then finds the upload UPLOADED); `skip`: the reconciler leaves a busy upload alone (-> null).
+ */
+export async function finalizeUpload(ctx: ApiContext, uploadId: string, mode: 'wait' | 'skip' = 'wait'): Promise<Finalized | null> {
+  const client = await ctx.lockPool.connect();
+  const key = `vora-finalize:${uploadId}`;
+  try {
+    if (mode === 'skip') {
+      const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [key]);
+      if (!rows[0]?.ok) return null;
+    } else {
+      await client.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [key]);
+    }
+    try {
+      return await finalizeLocked(ctx, uploadId);
+    } finally {
+      await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [key]).catch(() => {});
+    }
+  } finally {
+    client.release();
+  }
+}
+
+async function finalizeLocked(ctx: ApiContext, uploadId: string): Promise<Finalized> {
   const { cfg, pool, s3, log } = ctx;
   const row = await repo.getUpload(pool, uploadId);
   if (!row) throw new ApiError('UPLOAD_NOT_FOUND', `upload ${uploadId} not found`);
@@ -79,7 +107,7 @@ export async function finalizeUpload(ctx: ApiContext, uploadId: string): Promise
   return finishVideo(ctx, videoId);
 }
 
-async function finishVideo(ctx: ApiContext, videoId: string): Promise<{ videoId: string; workflowStarted: boolean }> {
+async function finishVideo(ctx: ApiContext, videoId: string): Promise<Finalized> {
   try {
     await startWorkflow(ctx, videoId);
     return { videoId, workflowStarted: true };
@@ -114,8 +142,7 @@ export async function reconcile(ctx: ApiContext): Promise<{ finalized: number; s
   let started = 0;
   for (const uploadId of await repo.uploadsAwaitingFinish(ctx.pool, ctx.opts.reconcileMinAgeMs)) {
     try {
-      await finalizeUpload(ctx, uploadId);
-      finalized++;
+      if (await finalizeUpload(ctx, uploadId, 'skip')) finalized++;
     } catch (err) {
       ctx.log.warn({ err, uploadId }, 'reconcile: could not finalize upload');
     }

@@ -133,7 +133,7 @@ export interface TusHandle {
   close(): Promise<void>;
 }
 
-export function createTus(ctx: ApiContext, lockPool: import('pg').Pool): TusHandle {
+export function createTus(ctx: ApiContext): TusHandle {
   const { cfg, opts, log } = ctx;
   const store = new TrackedS3Store(
     {
@@ -149,7 +149,7 @@ export function createTus(ctx: ApiContext, lockPool: import('pg').Pool): TusHand
     },
     ctx,
   );
-  const locker = opts.locker === 'postgres' ? new PgLocker(lockPool, log, opts.lockTimeoutMs) : new MemoryLocker({ acquireLockTimeout: opts.lockTimeoutMs });
+  const locker = opts.locker === 'postgres' ? new PgLocker(ctx.lockPool, log, opts.lockTimeoutMs) : new MemoryLocker({ acquireLockTimeout: opts.lockTimeoutMs });
 
   const server = new TusServer({
     path: TUS_PATH,
@@ -179,8 +179,8 @@ export function createTus(ctx: ApiContext, lockPool: import('pg').Pool): TusHand
       }
     },
     async onUploadFinish(_req, upload) {
-      const { videoId } = await finalizeUpload(ctx, uploadIdOfTusId(upload.id));
-      return { headers: { 'Vora-Video-Id': videoId } };
+      const done = await finalizeUpload(ctx, uploadIdOfTusId(upload.id), 'wait');
+      return done ? { headers: { 'Vora-Video-Id': done.videoId } } : {};
     },
     onResponseError(_req, err) {
       const h = toHttpError(err);
