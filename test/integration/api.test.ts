@@ -631,6 +631,30 @@ describe('resume, locks, expiry, reconcile', () => {
     expect(await objectExists(keys.source(videoIdForUpload(u1)))).toBe(true);
   });
 
+  it('Temporal down at finish: the upload still succeeds, the video waits CREATED, the reconciler starts it', async () => {
+    const down = await createApi({
+      config: cfg,
+      pool,
+      s3,
+      temporal: { workflow: { start: async () => { throw new Error('14 UNAVAILABLE: connection refused'); } } } as unknown as Client,
+      logger: createLogger('api-test', 'silent'),
+      options: { maxUploadBytes: MAX, sweepIntervalMs: 0, reconcileIntervalMs: 0 },
+    });
+    const downBase = await down.listen(0, '127.0.0.1');
+    try {
+      const data = randomBytes(4096);
+      const { uploadId } = await tusUpload(data, { sha256: sha256(data) }, { endpoint: `${downBase}/v1/uploads` });
+      const videoId = videoIdForUpload(uploadId);
+      expect((await json(`/v1/uploads/${uploadId}`)).body).toMatchObject({ status: 'UPLOADED', videoId });
+      expect((await json(`/v1/videos/${videoId}`)).body.state).toBe('CREATED');
+      await api.reconcile(); // the healthy process
+      expect((await json(`/v1/videos/${videoId}`)).body.state).toBe('PROCESSING');
+      expect((await temporal.workflow.getHandle(workflowIdFor(videoId)).describe()).status.name).toBe('RUNNING');
+    } finally {
+      await down.close();
+    }
+  });
+
   it('multipart copy (the > 5 GiB path) yields an identical object', async () => {
     const data = randomBytes(12 * MiB + 7);
     const src = `test-src/${newUploadId()}`;
