@@ -10,10 +10,10 @@ import { ApiError } from './errors.ts';
 import { deleteKeys, deletePrefix } from './objects.ts';
 import * as repo from './repo.ts';
 import { isPlayable, VIDEO_STATES, type VideoState } from './states.ts';
-import { tusIdOf } from './tus.ts';
+import { tusIdOf, UPLOAD_ID_RE } from './tus.ts';
 
 export const videoIdSchema = z.string().regex(/^vid_[a-z2-7]{20}$/);
-export const uploadIdSchema = z.string().regex(/^upl_[a-z2-7]{20}$/);
+export const uploadIdSchema = z.string().regex(UPLOAD_ID_RE);
 
 function parseId(schema: z.ZodString, raw: unknown, what: string): string {
   const r = schema.safeParse(raw);

@@ -15,9 +15,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Server as TusServer } from '@tus/server';
 import { S3Store } from '@tus/s3-store';
-import { MemoryLocker } from '@tus/server';
+import { MemoryLocker, Server as TusServer } from '@tus/server';
 import { ERRORS, EVENTS, type Upload } from '@tus/utils';
 import { NodeRequest, sendNodeResponse } from 'srvx/node';
 import { z } from 'zod';
@@ -34,7 +33,7 @@ export const CHECKSUM_ALGORITHMS = ['sha1', 'sha256'] as const;
 
 export const uploadIdOfTusId = (tusId: string) => tusId.slice(keys.uploadPrefix.length);
 export const tusIdOf = (uploadId: string) => `${keys.uploadPrefix}${uploadId}`;
-const UPLOAD_ID_RE = /^upl_[a-z2-7]{20}$/;
+export const UPLOAD_ID_RE = /^upl_[a-z2-7]{20}$/;
 
 /** Upload-Metadata: filename, filetype, optional sha256 (hex, the whole file's). */
 export const uploadMetadataSchema = z.object({
@@ -156,13 +155,11 @@ export function createTus(ctx: ApiContext): TusHandle {
     datastore: store,
     locker,
     maxSize: opts.maxUploadBytes,
-    relativeLocation: true,
-    respectForwardedHeaders: true,
     disableTerminationForFinishedUploads: true,
     allowedHeaders: ['Upload-Checksum'],
     exposedHeaders: ['Upload-Expires', 'Tus-Checksum-Algorithm', 'Vora-Video-Id'],
     namingFunction: () => tusIdOf(newUploadId()),
-    generateUrl: (_req, { proto, host, path: p, id }) => `${p}/${uploadIdOfTusId(id)}`,
+    generateUrl: (_req, { path: p, id }) => `${p}/${uploadIdOfTusId(id)}`, // relative, bare upload id
     getFileIdFromRequest: (_req, lastPath) => (lastPath && UPLOAD_ID_RE.test(lastPath) ? tusIdOf(lastPath) : undefined),
     async onUploadCreate(_req, upload) {
       if (upload.size === 0) throw new ApiError('EMPTY_UPLOAD', 'zero-byte uploads are not accepted (Upload-Length: 0)');
