@@ -836,6 +836,8 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.CancelToken = nativeBinding.CancelToken
+module.exports.encodeChunk = nativeBinding.encodeChunk
 module.exports.masterPlaylist = nativeBinding.masterPlaylist
+module.exports.planChunks = nativeBinding.planChunks
 module.exports.probe = nativeBinding.probe
 module.exports.transcodeToHls = nativeBinding.transcodeToHls

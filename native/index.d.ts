@@ -28,6 +28,63 @@ export interface AudioInfo {
   language?: string
 }
 
+/**
+ * A half-open time range `[startSec, endSec)` of the source (seconds from the
+ * start of the video stream). Adjacent chunks share the boundary value exactly,
+ * so every frame belongs to exactly one chunk.
+ */
+export interface Chunk {
+  index: number
+  /** Zero-padded, sorts lexically: `chunk_00007`. */
+  name: string
+  startSec: number
+  /** Exclusive. */
+  endSec: number
+  /**
+   * False when keyframes were too sparse and the cut is mid-GOP: the encoder
+   * then decodes from the previous keyframe and drops frames before `startSec`.
+   */
+  startsOnKeyframe: boolean
+}
+
+export interface ChunkRenditionResult {
+  rendition: string
+  /** Relative to outDir, e.g. `360p/chunk_00003.mp4`. */
+  file: string
+  checkpoint: string
+  bytes: number
+  sha256: string
+  durationSec: number
+  frames: number
+  width: number
+  height: number
+  codecs: string
+  encoder: string
+  /** True when a valid checkpoint was found and nothing was encoded. */
+  skipped: boolean
+}
+
+/** Encodes `options.chunk` for every applicable rendition; valid checkpoints are skipped. */
+export declare function encodeChunk(options: EncodeChunkOptions, cancel: CancelToken): Promise<EncodeChunkResult>
+
+export interface EncodeChunkOptions {
+  input: string
+  /** Outputs go to `outDir/{rendition}/chunk_NNNNN.{mp4,json}`. */
+  outDir: string
+  chunk: Chunk
+  renditions: Array<RenditionSpec>
+  /** Keyframe grid inside the chunk, relative to its start (default 4). */
+  segmentDurationSec?: number
+  encoder?: string
+  preset?: string
+  threads?: number
+}
+
+export interface EncodeChunkResult {
+  chunk: Chunk
+  renditions: Array<ChunkRenditionResult>
+}
+
 export interface HlsProgressEvent {
   framesDone: number
   framesTotal?: number
@@ -72,6 +129,12 @@ export interface NativeHlsOptions {
   preset?: string
   threads?: number
 }
+
+/**
+ * Chunk plan over `[0, durationSec)` from a probe's keyframe times. The TS front
+ * exposes it as `planChunks(probe, targetSec)`.
+ */
+export declare function planChunks(keyframes: Array<number>, durationSec: number, targetSec: number): Array<Chunk>
 
 /** Resolves to a `ProbeResult`; rejects with `err.code` in the MediaErrorCode set. */
 export declare function probe(path: string): Promise<ProbeResult>

@@ -4,7 +4,6 @@
 use napi_derive::napi;
 use serde::{Deserialize, Serialize};
 
-use crate::model::ProbeResult;
 
 /// A half-open time range `[startSec, endSec)` of the source (seconds from the
 /// start of the video stream). Adjacent chunks share the boundary value exactly,
@@ -88,17 +87,18 @@ pub fn plan(keyframes: &[f64], duration_sec: f64, p: PlanParams) -> Vec<Chunk> {
         .collect()
 }
 
-/// `planChunks(probe, targetSec)`: GOP-aligned chunk plan for a probed source.
+/// Chunk plan over `[0, durationSec)` from a probe's keyframe times. The TS front
+/// exposes it as `planChunks(probe, targetSec)`.
 #[napi]
 #[allow(clippy::needless_pass_by_value)] // napi hands over owned values
-pub fn plan_chunks(probe: ProbeResult, target_sec: f64) -> napi::Result<Vec<Chunk>> {
+pub fn plan_chunks(keyframes: Vec<f64>, duration_sec: f64, target_sec: f64) -> napi::Result<Vec<Chunk>> {
     if !(target_sec.is_finite() && target_sec > 0.0) {
         return Err(napi::Error::new(napi::Status::InvalidArg, format!("targetSec must be > 0, got {target_sec}")));
     }
-    if probe.video.is_none() {
-        return Err(napi::Error::new(napi::Status::InvalidArg, "probe has no video stream".to_string()));
+    if !(duration_sec.is_finite() && duration_sec > 0.0) {
+        return Err(napi::Error::new(napi::Status::InvalidArg, format!("durationSec must be > 0, got {duration_sec}")));
     }
-    Ok(plan(&probe.keyframes, probe.duration_sec, PlanParams::for_target(target_sec)))
+    Ok(plan(&keyframes, duration_sec, PlanParams::for_target(target_sec)))
 }
 
 #[cfg(test)]

@@ -2,8 +2,10 @@
 //! FFmpeg use lives behind `ffmpeg`.
 
 mod cancel;
+mod checkpoint;
 mod chunk;
 mod codecs;
+mod encode_chunk;
 mod error;
 mod ffmpeg;
 mod ladder;
@@ -15,6 +17,7 @@ mod worker;
 
 pub use cancel::CancelToken;
 pub use chunk::{plan_chunks, Chunk};
+pub use encode_chunk::{encode_chunk, ChunkRenditionResult, EncodeChunkOptions, EncodeChunkResult};
 pub use error::{ErrorCode, MediaError};
 pub use model::{AudioInfo, ProbeResult, VideoInfo};
 pub use probe::probe;

@@ -90,44 +90,60 @@ fn valid_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
+pub(crate) fn invalid(m: impl std::fmt::Display) -> MediaError {
+    MediaError::new(ErrorCode::Internal, format!("invalid options: {m}"))
+}
+
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+pub(crate) fn rung_jobs(specs: &[RenditionSpec]) -> MediaResult<Vec<RungJob>> {
+    if specs.is_empty() {
+        return Err(invalid("renditions is empty"));
+    }
+    specs
+        .iter()
+        .map(|r| {
+            if !valid_name(&r.name) {
+                return Err(invalid(format!("rendition name {:?} must match [A-Za-z0-9_-]{{1,64}}", r.name)));
+            }
+            if r.height < 2 || r.video_bitrate.is_nan() || r.video_bitrate < 1000.0 {
+                return Err(invalid(format!("rendition {}: height >= 2 and videoBitrate >= 1000 required", r.name)));
+            }
+            Ok(RungJob {
+                name: r.name.clone(),
+                height: r.height,
+                video_bitrate: r.video_bitrate as u64,
+                maxrate: r.maxrate.map(|v| v as u64),
+                bufsize: r.bufsize.map(|v| v as u64),
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn encoder_pref(name: Option<&str>) -> MediaResult<EncoderPref> {
+    match name.unwrap_or("auto") {
+        "auto" => Ok(EncoderPref::Auto),
+        "libx264" => Ok(EncoderPref::X264),
+        "h264_nvenc" => Ok(EncoderPref::Nvenc),
+        other => Err(invalid(format!("unknown encoder {other:?}"))),
+    }
+}
+
+pub(crate) fn segment_sec(v: Option<f64>) -> MediaResult<f64> {
+    let s = v.unwrap_or(4.0);
+    if (0.5..=60.0).contains(&s) {
+        Ok(s)
+    } else {
+        Err(invalid(format!("segmentDurationSec {s} outside 0.5..=60")))
+    }
+}
+
 fn to_job(o: &NativeHlsOptions) -> MediaResult<HlsJob> {
-    let bad = |m: String| MediaError::new(ErrorCode::Internal, format!("invalid options: {m}"));
-    if o.renditions.is_empty() {
-        return Err(bad("renditions is empty".into()));
-    }
-    let mut rungs = Vec::new();
-    for r in &o.renditions {
-        if !valid_name(&r.name) {
-            return Err(bad(format!("rendition name {:?} must match [A-Za-z0-9_-]{{1,64}}", r.name)));
-        }
-        if r.height < 2 || r.video_bitrate.is_nan() || r.video_bitrate < 1000.0 {
-            return Err(bad(format!("rendition {}: height >= 2 and videoBitrate >= 1000 required", r.name)));
-        }
-        rungs.push(RungJob {
-            name: r.name.clone(),
-            height: r.height,
-            video_bitrate: r.video_bitrate as u64,
-            maxrate: r.maxrate.map(|v| v as u64),
-            bufsize: r.bufsize.map(|v| v as u64),
-        });
-    }
-    let segment_sec = o.segment_duration_sec.unwrap_or(4.0);
-    if !(0.5..=60.0).contains(&segment_sec) {
-        return Err(bad(format!("segmentDurationSec {segment_sec} outside 0.5..=60")));
-    }
-    let encoder = match o.encoder.as_deref().unwrap_or("auto") {
-        "auto" => EncoderPref::Auto,
-        "libx264" => EncoderPref::X264,
-        "h264_nvenc" => EncoderPref::Nvenc,
-        other => return Err(bad(format!("unknown encoder {other:?}"))),
-    };
     Ok(HlsJob {
         input: PathBuf::from(&o.input),
         out_dir: PathBuf::from(&o.out_dir),
-        rungs,
-        segment_sec,
-        encoder,
+        rungs: rung_jobs(&o.renditions)?,
+        segment_sec: segment_sec(o.segment_duration_sec)?,
+        encoder: encoder_pref(o.encoder.as_deref())?,
         preset: o.preset.clone().unwrap_or_else(|| "veryfast".into()),
         threads: o.threads.unwrap_or(0),
     })

@@ -302,3 +302,102 @@ export async function writeMasterPlaylist(outDir: string, renditions: HlsRenditi
   await rename(tmp, target);
   return 'master.m3u8';
 }
+
+// ---------------------------------------------------------------------------
+// Chunked encoding foundations (issue 3): GOP-aligned plans and checkpointed
+// per-(chunk, rendition) encodes that a retried activity can resume.
+
+/** Half-open source range `[startSec, endSec)`; serializable as-is (e.g. Temporal payloads). */
+export interface Chunk {
+  index: number;
+  /** Zero-padded, sorts lexically: 'chunk_00007'. */
+  name: string;
+  startSec: number;
+  /** Exclusive. */
+  endSec: number;
+  /** False when keyframes were too sparse and the chunk starts mid-GOP. */
+  startsOnKeyframe: boolean;
+}
+
+/**
+ * Splits the source into chunks of about `targetSec`, cutting on keyframes
+ * (nearest to the target within [0.5x, 1.5x]); with sparse keyframes a chunk is
+ * cut at the target anyway, so no chunk exceeds 1.5x. Chunks tile [0, duration).
+ */
+export function planChunks(probeResult: ProbeResult, targetSec: number): Chunk[] {
+  if (!probeResult.video) throw new MediaError('NO_VIDEO_STREAM', 'planChunks: probe has no video stream');
+  if (!(targetSec > 0)) throw new TypeError('planChunks: targetSec must be > 0');
+  return native().planChunks(probeResult.keyframes, probeResult.durationSec, targetSec);
+}
+
+export interface EncodeChunkOptions {
+  input: string;
+  /** Outputs: `outDir/{rendition}/chunk_NNNNN.mp4` + `chunk_NNNNN.json` checkpoint. */
+  outDir: string;
+  chunk: Chunk;
+  renditions: RenditionSpec[];
+  /** Keyframe grid inside the chunk, from its start (default 4). */
+  segmentDurationSec?: number;
+  encoder?: 'auto' | 'libx264' | 'h264_nvenc';
+  preset?: string;
+  threads?: number;
+  signal?: AbortSignal;
+}
+
+export interface ChunkRenditionResult {
+  rendition: string;
+  /** Relative to outDir, e.g. '360p/chunk_00003.mp4'. */
+  file: string;
+  /** Relative path of the JSON checkpoint record. */
+  checkpoint: string;
+  bytes: number;
+  sha256: string;
+  durationSec: number;
+  frames: number;
+  width: number;
+  height: number;
+  codecs: string;
+  encoder: string;
+  /** True when a valid checkpoint existed and nothing was re-encoded. */
+  skipped: boolean;
+}
+
+export interface EncodeChunkResult {
+  chunk: Chunk;
+  renditions: ChunkRenditionResult[];
+}
+
+/**
+ * Encodes one chunk (video only) for every rendition not above the source,
+ * decoding the range once. Each (chunk, rendition) output is committed
+ * atomically (temp + rename, then a JSON record with size/sha256/duration);
+ * outputs whose record is valid for the same settings are skipped.
+ */
+export async function encodeChunk(opts: EncodeChunkOptions): Promise<EncodeChunkResult> {
+  validate({ input: opts.input, outDir: opts.outDir, renditions: opts.renditions, segmentDurationSec: opts.segmentDurationSec });
+  const { signal } = opts;
+  if (signal?.aborted) throw new MediaError('ABORTED', 'aborted before start', { cause: signal.reason });
+  const n = native();
+  const token = new n.CancelToken();
+  const onAbort = (): void => token.cancel();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await n.encodeChunk(
+      {
+        input: opts.input,
+        outDir: opts.outDir,
+        chunk: opts.chunk,
+        renditions: opts.renditions.map((r) => ({ ...r })),
+        segmentDurationSec: opts.segmentDurationSec,
+        encoder: opts.encoder,
+        preset: opts.preset,
+        threads: opts.threads,
+      },
+      token,
+    );
+  } catch (err) {
+    throw toMediaError(err);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}

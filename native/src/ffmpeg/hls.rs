@@ -18,7 +18,7 @@ use crate::ladder::{self, KeyframeGrid};
 /// Every output timestamp (video and audio) is expressed in this tick. One shared
 /// base matters: libavformat's hls muxer compares the first packet's pts across
 /// streams without rescaling, so mixed time bases would skew segment cuts.
-const TICK: i32 = 48_000;
+pub(super) const TICK: i32 = 48_000;
 const AUDIO_RATE: i32 = 48_000;
 const AUDIO_BITRATE: usize = 128_000;
 
@@ -74,18 +74,18 @@ pub struct HlsOutput {
     pub rungs: Vec<RungOutput>,
 }
 
-struct Rung {
-    name: String,
-    graph: filter::Graph,
-    grid: KeyframeGrid,
-    enc: encoder::Video,
-    octx: format::context::Output,
-    video_tb: Rational,
-    audio_tb: Option<Rational>,
-    out: RungOutput,
+pub(super) struct Rung {
+    pub(super) name: String,
+    pub(super) graph: filter::Graph,
+    pub(super) grid: KeyframeGrid,
+    pub(super) enc: encoder::Video,
+    pub(super) octx: format::context::Output,
+    pub(super) video_tb: Rational,
+    pub(super) audio_tb: Option<Rational>,
+    pub(super) out: RungOutput,
 }
 
-fn r64(x: Rational) -> f64 {
+pub(super) fn r64(x: Rational) -> f64 {
     if x.denominator() == 0 {
         0.0
     } else {
@@ -93,12 +93,12 @@ fn r64(x: Rational) -> f64 {
     }
 }
 
-fn rescale(v: i64, from: Rational, to: Rational) -> i64 {
+pub(super) fn rescale(v: i64, from: Rational, to: Rational) -> i64 {
     // SAFETY: pure arithmetic helper.
     unsafe { ffi::av_rescale_q(v, from.into(), to.into()) }
 }
 
-fn extradata(ctx: *const ffi::AVCodecContext) -> Vec<u8> {
+pub(super) fn extradata(ctx: *const ffi::AVCodecContext) -> Vec<u8> {
     // SAFETY: extradata/extradata_size are set together by the opened encoder.
     unsafe {
         let len = usize::try_from((*ctx).extradata_size).unwrap_or(0);
@@ -119,7 +119,7 @@ fn rotation_filters(rotation: u32) -> &'static str {
     }
 }
 
-fn build_video_graph(
+pub(super) fn build_video_graph(
     src_w: u32,
     src_h: u32,
     pix: i32,
@@ -144,19 +144,19 @@ fn build_video_graph(
     Ok(graph)
 }
 
-struct VideoEncoderParams<'a> {
-    width: u32,
-    height: u32,
-    frame_rate: Rational,
-    bitrate: u64,
-    maxrate: u64,
-    bufsize: u64,
-    gop: u32,
-    preset: &'a str,
-    threads: u32,
+pub(super) struct VideoEncoderParams<'a> {
+    pub(super) width: u32,
+    pub(super) height: u32,
+    pub(super) frame_rate: Rational,
+    pub(super) bitrate: u64,
+    pub(super) maxrate: u64,
+    pub(super) bufsize: u64,
+    pub(super) gop: u32,
+    pub(super) preset: &'a str,
+    pub(super) threads: u32,
 }
 
-fn open_video_encoder(name: &str, p: &VideoEncoderParams<'_>) -> Result<encoder::Video, ff::Error> {
+pub(super) fn open_video_encoder(name: &str, p: &VideoEncoderParams<'_>) -> Result<encoder::Video, ff::Error> {
     let codec = encoder::find_by_name(name).ok_or(ff::Error::EncoderNotFound)?;
     let mut enc = codec::context::Context::new_with_codec(codec).encoder().video()?;
     enc.set_width(p.width);
@@ -275,7 +275,7 @@ fn build_audio(ictx: &ff::format::context::Input, index: usize, origin_sec: f64,
     Ok(AudioChain { stream: index, dec, graph, enc, origin, codecs })
 }
 
-fn write_packet(octx: &mut format::context::Output, pkt: &Packet, name: &str) -> MediaResult<()> {
+pub(super) fn write_packet(octx: &mut format::context::Output, pkt: &Packet, name: &str) -> MediaResult<()> {
     pkt.write_interleaved(octx).map_err(|e| match e {
         ff::Error::Other { errno } if errno == libc::ENOSPC || errno == libc::EIO || errno == libc::EACCES => {
             map_err(ErrorCode::IoError, &format!("write {name}"), e)
@@ -285,7 +285,7 @@ fn write_packet(octx: &mut format::context::Output, pkt: &Packet, name: &str) ->
 }
 
 /// Drains one rung's encoder into its muxer.
-fn drain_video_encoder(rung: &mut Rung, pkt: &mut Packet) -> MediaResult<()> {
+pub(super) fn drain_video_encoder(rung: &mut Rung, pkt: &mut Packet) -> MediaResult<()> {
     loop {
         match rung.enc.receive_packet(pkt) {
             Ok(()) => {
@@ -321,7 +321,7 @@ fn drain_video_graph(rung: &mut Rung, filtered: &mut frame::Video, pkt: &mut Pac
     }
 }
 
-fn feed_rungs(rungs: &mut [Rung], frame: Option<&frame::Video>, filtered: &mut frame::Video, pkt: &mut Packet) -> MediaResult<()> {
+pub(super) fn feed_rungs(rungs: &mut [Rung], frame: Option<&frame::Video>, filtered: &mut frame::Video, pkt: &mut Packet) -> MediaResult<()> {
     for rung in rungs.iter_mut() {
         let mut src = rung.graph.get("in").ok_or_else(|| MediaError::new(ErrorCode::Internal, "graph input missing"))?;
         // write_frame (not add_frame) takes a new reference, so one decoded frame feeds every rung.

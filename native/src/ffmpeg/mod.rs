@@ -1,6 +1,7 @@
 //! The only place that touches `ffmpeg-next` / libav*. Everything outside this
 //! module works with plain Rust types, so the FFmpeg surface stays auditable.
 
+mod chunk;
 mod hls;
 mod input;
 mod probe;
@@ -13,6 +14,7 @@ pub use ffmpeg_next as ff;
 
 pub use hls::{run_hls, EncoderPref, HlsJob, HlsProgress, RungJob, RungOutput};
 pub use probe::probe_file;
+pub use chunk::{run_chunk, ChunkJob};
 
 use crate::error::{ErrorCode, MediaError};
 

@@ -1,0 +1,275 @@
+//! Encodes one chunk `[start, end)` of the source into one MP4 (video only) per
+//! rung, decoding the range once. Frames are assigned with the same half-open
+//! comparison on both sides of a boundary, so adjacent chunks never overlap.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::ff::ffi;
+use super::ff::{self as ff, codec, encoder, format, frame, Dictionary, Packet, Rational};
+use super::hls::{
+    build_video_graph, drain_video_encoder, extradata, feed_rungs, open_video_encoder, r64, rescale, EncoderPref,
+    Rung, RungJob, RungOutput, VideoEncoderParams, TICK,
+};
+use super::input::{self, ReadOutcome};
+use super::probe::{best_video_index, display_rotation};
+use super::{is_again, map_err};
+use crate::codecs;
+use crate::error::{ErrorCode, MediaError, MediaResult};
+use crate::ladder::{self, KeyframeGrid};
+
+/// Boundary tolerance in ticks: far below a frame, above float/rounding noise
+/// from keyframe times that went through seconds.
+const EPS_TICKS: i64 = 4;
+
+#[derive(Debug, Clone)]
+pub struct ChunkJob {
+    pub input: PathBuf,
+    pub start_sec: f64,
+    pub end_sec: f64,
+    pub rungs: Vec<RungJob>,
+    pub segment_sec: f64,
+    pub encoder: EncoderPref,
+    pub preset: String,
+    pub threads: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChunkRungOutput {
+    pub name: String,
+    pub path: PathBuf,
+    pub width: u32,
+    pub height: u32,
+    pub codecs: String,
+    pub frames: u64,
+    pub duration_sec: f64,
+    pub encoder: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SelectedRung {
+    pub name: String,
+}
+
+/// `target(name)` returns where to write a rung, or None when it is already
+/// done (checkpointed). Returns the rungs selected for this source and the
+/// outputs actually encoded.
+pub fn run_chunk(
+    job: &ChunkJob,
+    target: &dyn Fn(&str) -> Option<PathBuf>,
+    cancel: &AtomicBool,
+) -> MediaResult<(Vec<SelectedRung>, Vec<ChunkRungOutput>)> {
+    let mut opened = input::open(&job.input)?;
+    let ictx = &mut opened.ctx;
+    let vi = best_video_index(ictx)
+        .ok_or_else(|| MediaError::new(ErrorCode::NoVideoStream, format!("{} has no video stream", job.input.display())))?;
+    let vstream = ictx.stream(vi).ok_or_else(|| MediaError::new(ErrorCode::Internal, "video stream vanished"))?;
+    let vtb = vstream.time_base();
+    let rotation = display_rotation(&vstream);
+    let fps = {
+        let avg = vstream.avg_frame_rate();
+        if avg.numerator() > 0 && avg.denominator() > 0 { avg } else { vstream.rate() }
+    };
+    let fps = if fps.numerator() > 0 && fps.denominator() > 0 { fps } else { Rational::new(25, 1) };
+    let start = vstream.start_time();
+    let origin_ts = if start == ffi::AV_NOPTS_VALUE { 0 } else { start };
+    let mut vctx = codec::context::Context::from_parameters(vstream.parameters())
+        .map_err(|e| map_err(ErrorCode::UnsupportedCodec, "video decoder params", e))?;
+    // SAFETY: decoder fields set before open.
+    unsafe {
+        (*vctx.as_mut_ptr()).pkt_timebase = vtb.into();
+        (*vctx.as_mut_ptr()).thread_count = i32::try_from(job.threads).unwrap_or(0);
+    }
+    let mut vdec = vctx.decoder().video().map_err(|e| map_err(ErrorCode::UnsupportedCodec, "video decoder", e))?;
+    let (src_w, src_h) = (vdec.width(), vdec.height());
+    let sar = {
+        let a = vdec.aspect_ratio();
+        if a.numerator() > 0 && a.denominator() > 0 { (a.numerator(), a.denominator()) } else { (1, 1) }
+    };
+    let (disp_w, disp_h) = ladder::display_size(src_w, src_h, sar, rotation);
+    let heights: Vec<u32> = job.rungs.iter().map(|r| r.height).collect();
+    let selected: Vec<(usize, u32, u32)> = ladder::select_rungs(&heights, disp_h)
+        .into_iter()
+        .map(|i| {
+            let (w, h) = ladder::rung_size(disp_w, disp_h, job.rungs[i].height);
+            (i, w, h)
+        })
+        .collect();
+    let sel_out: Vec<SelectedRung> =
+        selected.iter().map(|&(i, _, _)| SelectedRung { name: job.rungs[i].name.clone() }).collect();
+
+    let pix = ffi::AVPixelFormat::from(vdec.format()) as i32;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let gop = ((job.segment_sec * r64(fps)).ceil() as u32).max(1) * 2;
+    let mut encoder_name = if job.encoder == EncoderPref::X264 { "libx264" } else { "h264_nvenc" };
+    let mut rungs = Vec::new();
+    for &(i, w, h) in &selected {
+        let spec = &job.rungs[i];
+        let Some(path) = target(&spec.name) else { continue };
+        let graph = build_video_graph(src_w, src_h, pix, sar, rotation, w, h)
+            .map_err(|e| map_err(ErrorCode::Internal, &format!("video graph {}", spec.name), e))?;
+        let maxrate = spec.maxrate.unwrap_or(spec.video_bitrate * 11 / 10);
+        let params = VideoEncoderParams {
+            width: w,
+            height: h,
+            frame_rate: fps,
+            bitrate: spec.video_bitrate,
+            maxrate,
+            bufsize: spec.bufsize.unwrap_or(maxrate * 2),
+            gop,
+            preset: &job.preset,
+            threads: job.threads,
+        };
+        let enc = match open_video_encoder(encoder_name, &params) {
+            Ok(e) => e,
+            Err(e) if job.encoder == EncoderPref::Auto && encoder_name == "h264_nvenc" => {
+                tracing::info!(error = %e, "h264_nvenc unavailable, falling back to libx264");
+                encoder_name = "libx264";
+                open_video_encoder(encoder_name, &params).map_err(|e| map_err(ErrorCode::EncoderError, "open libx264", e))?
+            }
+            Err(e) => return Err(map_err(ErrorCode::EncoderError, &format!("open {encoder_name}"), e)),
+        };
+        // SAFETY: reading the opened encoder's extradata.
+        let codecs = codecs::avc1_from_extradata(&extradata(unsafe { enc.as_ptr() }))
+            .ok_or_else(|| MediaError::new(ErrorCode::EncoderError, "encoder produced no SPS"))?;
+        let mut octx = format::output_as(&path, "mp4")
+            .map_err(|e| map_err(ErrorCode::IoError, &format!("create {}", path.display()), e))?;
+        {
+            let mut ost = octx
+                .add_stream(encoder::find_by_name(encoder_name))
+                .map_err(|e| map_err(ErrorCode::Internal, "add video stream", e))?;
+            ost.set_parameters(&enc);
+            ost.set_time_base(Rational::new(1, TICK));
+        }
+        octx.write_header_with(Dictionary::new())
+            .map_err(|e| map_err(ErrorCode::IoError, &format!("mp4 header {}", path.display()), e))?;
+        let video_tb = octx.stream(0).map_or(Rational::new(1, TICK), |s| s.time_base());
+        rungs.push(Rung {
+            name: spec.name.clone(),
+            graph,
+            grid: KeyframeGrid::new(job.segment_sec, TICK.unsigned_abs()),
+            enc,
+            octx,
+            video_tb,
+            audio_tb: None,
+            out: RungOutput { name: spec.name.clone(), dir: path, width: w, height: h, codecs, frame_rate: r64(fps) },
+        });
+    }
+    if rungs.is_empty() {
+        return Ok((sel_out, Vec::new()));
+    }
+
+    // Only the video stream is needed; skipping the rest saves demux work.
+    // SAFETY: setting discard flags on an open context before reading.
+    unsafe {
+        for i in 0..(*ictx.as_ptr()).nb_streams as usize {
+            if i != vi {
+                (*(*(*ictx.as_mut_ptr()).streams.add(i))).discard = ffi::AVDiscard::AVDISCARD_ALL;
+            }
+        }
+    }
+    let tick = Rational::new(1, TICK);
+    #[allow(clippy::cast_possible_truncation)]
+    let to_ticks = |s: f64| (s * f64::from(TICK)).round() as i64;
+    let (start_ticks, end_ticks) = (to_ticks(job.start_sec), to_ticks(job.end_sec));
+    if job.start_sec > 0.0 {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+        let origin_us = (origin_ts as f64 * r64(vtb) * 1e6).round() as i64;
+        #[allow(clippy::cast_possible_truncation)]
+        let target_us = origin_us + (job.start_sec * 1e6).round() as i64;
+        // Lands on the keyframe at or before start; earlier frames are decoded and dropped.
+        ictx.seek(target_us, ..target_us).map_err(|e| map_err(ErrorCode::CorruptInput, "seek", e))?;
+    }
+    let frame_ticks = rescale(1, fps.invert(), tick).max(1);
+    let mut pkt = Packet::empty();
+    let mut out_pkt = Packet::empty();
+    let mut vframe = frame::Video::empty();
+    let mut filtered = frame::Video::empty();
+    let mut frames = 0u64;
+    let mut last_rel: Option<i64> = None;
+    let mut past_end = false;
+    let mut eof = false;
+    while !past_end {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(MediaError::new(ErrorCode::Aborted, "chunk encode cancelled"));
+        }
+        if !eof {
+            match input::read_packet(ictx, &mut pkt)? {
+                ReadOutcome::Eof => {
+                    eof = true;
+                    vdec.send_eof().map_err(|e| map_err(ErrorCode::CorruptInput, "video decoder flush", e))?;
+                }
+                ReadOutcome::Packet => {
+                    if pkt.stream() != vi {
+                        continue;
+                    }
+                    match vdec.send_packet(&pkt) {
+                        Ok(()) | Err(ff::Error::InvalidData) => {}
+                        Err(e) if is_again(&e) => {}
+                        Err(e) => return Err(map_err(ErrorCode::CorruptInput, "video decode", e)),
+                    }
+                }
+            }
+        }
+        loop {
+            match vdec.receive_frame(&mut vframe) {
+                Ok(()) => {}
+                Err(ff::Error::Eof) => {
+                    past_end = true;
+                    break;
+                }
+                Err(e) if is_again(&e) => break,
+                Err(e) => return Err(map_err(ErrorCode::CorruptInput, "video decode", e)),
+            }
+            let Some(ts) = vframe.timestamp() else { continue };
+            let t = rescale(ts - origin_ts, vtb, tick);
+            if t < start_ticks - EPS_TICKS {
+                continue;
+            }
+            if t >= end_ticks - EPS_TICKS {
+                past_end = true;
+                break;
+            }
+            let rel = (t - start_ticks).max(0);
+            let rel = match last_rel {
+                Some(p) if rel <= p => p + 1,
+                _ => rel,
+            };
+            last_rel = Some(rel);
+            vframe.set_pts(Some(rel));
+            frames += 1;
+            feed_rungs(&mut rungs, Some(&vframe), &mut filtered, &mut out_pkt)?;
+        }
+        if eof && !past_end {
+            // decoder drained above returns Eof, which sets past_end; guard anyway
+            past_end = true;
+        }
+    }
+    if frames == 0 {
+        return Err(MediaError::new(
+            ErrorCode::CorruptInput,
+            format!("no video frames in [{}, {}) s", job.start_sec, job.end_sec),
+        ));
+    }
+    let mut outputs = Vec::with_capacity(rungs.len());
+    for mut rung in rungs {
+        let mut dummy = frame::Video::empty();
+        let mut p = Packet::empty();
+        feed_rungs(std::slice::from_mut(&mut rung), None, &mut dummy, &mut p)?;
+        rung.enc.send_eof().map_err(|e| map_err(ErrorCode::EncoderError, "encoder flush", e))?;
+        drain_video_encoder(&mut rung, &mut p)?;
+        rung.octx.write_trailer().map_err(|e| map_err(ErrorCode::IoError, &format!("finalize {}", rung.name), e))?;
+        #[allow(clippy::cast_precision_loss)]
+        outputs.push(ChunkRungOutput {
+            name: rung.name,
+            path: rung.out.dir,
+            width: rung.out.width,
+            height: rung.out.height,
+            codecs: rung.out.codecs,
+            frames,
+            duration_sec: (last_rel.unwrap_or(0) + frame_ticks) as f64 / f64::from(TICK),
+            encoder: encoder_name.to_string(),
+        });
+    }
+    Ok((sel_out, outputs))
+}
