@@ -378,6 +378,19 @@ describe('REST', () => {
     expect(await json(`/v1/videos/vid_${'b'.repeat(20)}/analytics`)).toMatchObject({ status: 404, body: { error: { code: 'VIDEO_NOT_FOUND' } } });
   });
 
+  it('DELETE a video whose workflow never started (not found in Temporal) still succeeds', async () => {
+    const u = newUploadId();
+    const v = videoIdForUpload(u);
+    await pool.query(`INSERT INTO uploads (upload_id, status, size, bytes_uploaded) VALUES ($1, 'UPLOADED', 1, 1)`, [u]);
+    await pool.query(`INSERT INTO videos (video_id, upload_id, state, source_key, workflow_id) VALUES ($1, $2, 'FAILED', $3, $4)`, [
+      v, u, keys.source(v), workflowIdFor(v),
+    ]);
+    await pool.query(`INSERT INTO renditions (video_id, name) VALUES ($1, '360p')`, [v]);
+    expect((await fetch(`${base}/v1/videos/${v}`, { method: 'DELETE' })).status).toBe(204);
+    expect((await pool.query('SELECT 1 FROM renditions WHERE video_id = $1', [v])).rowCount).toBe(0);
+    expect((await pool.query('SELECT 1 FROM uploads WHERE upload_id = $1', [u])).rowCount).toBe(0);
+  });
+
   it('GET /v1/videos: newest first, state filter, cursor pagination, validation', async () => {
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
