@@ -90,6 +90,18 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
   app.setNotFoundHandler((req, reply) => {
     void reply.status(404).send(errorBody('NOT_FOUND', `no route for ${req.method} ${req.url.split('?')[0]}`));
   });
+  // CORS for the REST side (tus sets its own): the web app may be served from another origin in dev.
+  app.addHook('onRequest', async (req, reply) => {
+    void reply.header('Access-Control-Allow-Origin', '*');
+    if (req.method === 'OPTIONS') {
+      return reply
+        .status(204)
+        .header('Access-Control-Allow-Methods', 'GET, DELETE, OPTIONS')
+        .header('Access-Control-Allow-Headers', 'Content-Type')
+        .header('Access-Control-Max-Age', '86400')
+        .send();
+    }
+  });
   registerRoutes(app, ctx);
 
   const timers: NodeJS.Timeout[] = [];

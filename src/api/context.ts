@@ -14,7 +14,10 @@ export interface ApiOptions {
   sweepIntervalMs: number;
   /** How often the reconciler runs after the one at startup (0: only at startup). */
   reconcileIntervalMs: number;
-  /** The reconciler leaves alone uploads changed more recently than this (their finish may be running). */
+  /**
+   * The reconciler leaves alone uploads changed more recently than this (their finish hook is about
+   * to run; a finish already running holds its advisory lock and is skipped anyway).
+   */
   reconcileMinAgeMs: number;
   /**
    * S3 multipart part size used by @tus/s3-store (8 MiB; S3/MinIO's minimum is 5 MiB).
@@ -64,7 +67,7 @@ export function apiOptionsFromEnv(env: Record<string, string | undefined> = proc
     uploadExpiryMs: num(env, 'VORA_UPLOAD_EXPIRY_HOURS', 24) * 3600_000,
     sweepIntervalMs: num(env, 'VORA_UPLOAD_SWEEP_SECONDS', 600) * 1000,
     reconcileIntervalMs: num(env, 'VORA_RECONCILE_SECONDS', 30) * 1000,
-    reconcileMinAgeMs: 60_000,
+    reconcileMinAgeMs: 15_000,
     partSizeBytes: num(env, 'VORA_UPLOAD_PART_MIB', 8, 5) * MiB,
     lockTimeoutMs: 30_000,
     locker,

@@ -369,6 +369,17 @@ describe('REST', () => {
     expect(await json('/healthz')).toMatchObject({ status: 200, body: { status: 'ok' } });
   });
 
+  it('CORS: REST answers carry Allow-Origin, preflight for DELETE is 204', async () => {
+    const res = await fetch(`${base}/v1/videos`, { headers: { Origin: 'http://localhost:5173' } });
+    expect(res.headers.get('access-control-allow-origin')).toBe('*');
+    const pre = await fetch(`${base}/v1/videos/vid_${'a'.repeat(20)}`, {
+      method: 'OPTIONS',
+      headers: { Origin: 'http://localhost:5173', 'Access-Control-Request-Method': 'DELETE' },
+    });
+    expect(pre.status).toBe(204);
+    expect(pre.headers.get('access-control-allow-methods')).toContain('DELETE');
+  });
+
   it('unknown and malformed ids', async () => {
     expect(await json(`/v1/videos/vid_${'a'.repeat(20)}`)).toMatchObject({ status: 404, body: { error: { code: 'VIDEO_NOT_FOUND' } } });
     expect(await json('/v1/videos/nope')).toMatchObject({ status: 400, body: { error: { code: 'INVALID_ID' } } });
