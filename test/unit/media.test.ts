@@ -11,6 +11,7 @@ import {
   type MediaErrorCode,
 } from '../../src/media/index.ts';
 import {
+  countFrames,
   decodeErrors,
   ffprobeJson,
   makeAudioOnly,
@@ -155,6 +156,8 @@ describe('transcodeToHls', () => {
     const a = info.streams.find((s) => s.codec_type === 'audio')!;
     expect([v.codec_name, v.profile, v.pix_fmt, v.width, v.height]).toEqual(['h264', 'High', 'yuv420p', 1280, 720]);
     expect([a.codec_name, a.profile, a.channels, a.sample_rate]).toEqual(['aac', 'LC', 2, '48000']);
+    // Every source frame is there (the final sample must not be dropped by the muxer).
+    expect(countFrames(path.join(outDir, '360p', 'index.m3u8'))).toBe(150);
     // Same picture as the source (catches pixel-format / geometry mix-ups that still decode).
     expect(psnr(path.join(outDir, '720p', 'index.m3u8'), src)).toBeGreaterThan(35);
 

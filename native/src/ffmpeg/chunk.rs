@@ -152,6 +152,7 @@ pub fn run_chunk(
             octx,
             video_tb,
             audio_tb: None,
+            frame_ticks: rescale(1, fps.invert(), Rational::new(1, TICK)).max(1),
             out: RungOutput { name: spec.name.clone(), dir: path, width: w, height: h, codecs, frame_rate: r64(fps) },
         });
     }

@@ -82,6 +82,9 @@ pub(super) struct Rung {
     pub(super) octx: format::context::Output,
     pub(super) video_tb: Rational,
     pub(super) audio_tb: Option<Rational>,
+    /// Nominal frame duration in ticks. Encoders here leave packet durations unset,
+    /// and mov/fMP4 then give the last sample zero length (players drop it).
+    pub(super) frame_ticks: i64,
     pub(super) out: RungOutput,
 }
 
@@ -290,6 +293,9 @@ pub(super) fn drain_video_encoder(rung: &mut Rung, pkt: &mut Packet) -> MediaRes
         match rung.enc.receive_packet(pkt) {
             Ok(()) => {
                 pkt.set_stream(0);
+                if pkt.duration() <= 0 {
+                    pkt.set_duration(rung.frame_ticks);
+                }
                 pkt.rescale_ts(Rational::new(1, TICK), rung.video_tb);
                 write_packet(&mut rung.octx, pkt, &rung.name)?;
             }
@@ -543,6 +549,7 @@ pub fn run_hls(job: &HlsJob, cancel: &AtomicBool, progress: &mut dyn FnMut(HlsPr
             octx,
             video_tb,
             audio_tb,
+            frame_ticks: rescale(1, fps.invert(), Rational::new(1, TICK)).max(1),
             out: RungOutput { name: spec.name.clone(), dir, width: w, height: h, codecs, frame_rate: r64(fps) },
         });
     }
