@@ -113,6 +113,16 @@ async function tusHead(url: string) {
   return { status: res.status, offset: res.headers.get('upload-offset'), length: res.headers.get('upload-length') };
 }
 
+async function until<T>(fn: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 async function videoCountForUpload(uploadId: string): Promise<number> {
   const { rows } = await pool.query('SELECT count(*)::int AS n FROM videos WHERE upload_id = $1', [uploadId]);
   return rows[0].n;
@@ -567,9 +577,11 @@ describe('resume, locks, expiry, reconcile', () => {
         body: stalled,
         duplex: 'half',
       } as RequestInit).catch((e) => e);
-      await new Promise((r) => setTimeout(r, 1500));
-      // progress of the streaming PATCH is visible while it runs
-      const mid = await json(`/v1/uploads/${c.location!.split('/').pop()}`);
+      // progress of the streaming PATCH is visible while it runs (tus reports it every second)
+      const mid = await until(async () => {
+        const r = await json(`/v1/uploads/${c.location!.split('/').pop()}`);
+        return r.body.bytesUploaded === MiB ? r : undefined;
+      });
       expect(mid.body).toMatchObject({ status: 'UPLOADING', bytesUploaded: MiB, size: 10 * MiB });
       expect(Date.parse(mid.body.expiresAt)).toBeGreaterThan(Date.now());
       const t0 = Date.now();
@@ -586,7 +598,7 @@ describe('resume, locks, expiry, reconcile', () => {
   });
 
   it('the expiration sweeper expires unfinished uploads and their objects; HEAD/PATCH answer 410', async () => {
-    const short = await startApi({ uploadExpiryMs: 1500 });
+    const short = await startApi({ uploadExpiryMs: 3000 });
     try {
       const c = await fetch(`${short.base}/v1/uploads`, {
         method: 'POST',
@@ -601,7 +613,8 @@ describe('resume, locks, expiry, reconcile', () => {
         body: randomBytes(10),
       });
       const uploadId = loc.split('/').pop()!;
-      await new Promise((r) => setTimeout(r, 1800));
+      expect((await json(`/v1/uploads/${uploadId}`)).body.bytesUploaded).toBe(10);
+      await new Promise((r) => setTimeout(r, 3300));
       const res = await short.api.sweep();
       expect(res.expired).toBeGreaterThanOrEqual(1);
       expect(res.abortedMultipart).toBeGreaterThanOrEqual(1);
