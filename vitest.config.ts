@@ -17,7 +17,9 @@ export default defineConfig({
           // One real stack (PostgreSQL, MinIO, Temporal, ClickHouse, Varnish, api, worker, gateway)
           // is started for the whole run, with its own data dir and free ports.
           globalSetup: ['test/support/global-setup.ts'],
-          fileParallelism: false,
+          // Files run one after another: they share one stack and the machine has 2 cores.
+          pool: 'forks',
+          poolOptions: { forks: { singleFork: true } },
           testTimeout: 300_000,
           hookTimeout: 300_000,
         },
