@@ -228,6 +228,18 @@ describe('transcodeToHls', () => {
     expect(readdirSync(outDir)).toEqual([]);
   });
 
+  it('reports ENCODER_ERROR when h264_nvenc is forced but cannot open (no fallback)', async () => {
+    const outDir = tempDir('hls-nvenc-');
+    const job = transcodeToHls({ input: makeClip({ durationSec: 1 }), outDir, renditions: LADDER, encoder: 'h264_nvenc' });
+    const outcome = await job.then(
+      (r) => r.encoder,
+      (e: MediaError) => e.code,
+    );
+    // On a machine with a usable NVENC the forced encoder is used; elsewhere it must fail cleanly.
+    expect(['h264_nvenc', 'ENCODER_ERROR']).toContain(outcome);
+    if (outcome === 'ENCODER_ERROR') expect(readdirSync(outDir)).toEqual([]);
+  });
+
   it('rejects immediately when the signal is already aborted', async () => {
     const outDir = tempDir('hls-pre-');
     const code = await codeOf(
