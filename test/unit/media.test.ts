@@ -186,6 +186,29 @@ describe('transcodeToHls', () => {
     expect(decodeErrors(path.join(outDir, 'master.m3u8'))).toBe('');
   });
 
+  it('downmixes 5.1 44.1 kHz audio from an MKV/MPEG-4 Part 2 source to AAC-LC stereo 48 kHz', async () => {
+    const src = makeClip({ durationSec: 2, width: 320, height: 240, codec: 'mpeg4', container: 'mkv', audio: { channels: 6, sampleRate: 44100 } });
+    const p = await probe(src);
+    expect([p.video?.codec, p.audio[0]?.channels, p.audio[0]?.sampleRate]).toEqual(['mpeg4', 6, 44100]);
+    const outDir = tempDir('hls-51-');
+    const res = await transcodeToHls({ input: src, outDir, renditions: LADDER, segmentDurationSec: 1 });
+    const a = ffprobeJson(path.join(outDir, res.renditions[0]!.playlist)).streams.find((s) => s.codec_type === 'audio')!;
+    expect([a.codec_name, a.profile, a.channels, a.sample_rate]).toEqual(['aac', 'LC', 2, '48000']);
+    expect(decodeErrors(path.join(outDir, 'master.m3u8'))).toBe('');
+    expect(Math.abs(res.durationSec - 2)).toBeLessThan(0.1);
+  });
+
+  it('keeps every frame of a VFR source and declares its maximum frame rate', async () => {
+    const src = makeClip({ durationSec: 4, width: 320, height: 240, fps: 50, vfr: true });
+    const p = await probe(src);
+    expect(p.video?.variableFrameRate).toBe(true);
+    const outDir = tempDir('hls-vfr-');
+    const res = await transcodeToHls({ input: src, outDir, renditions: LADDER, segmentDurationSec: 1 });
+    expect(countFrames(path.join(outDir, res.renditions[0]!.playlist))).toBe(countFrames(src));
+    expect(res.renditions[0]!.frameRate).toBe(50);
+    expect(Math.abs(res.durationSec - 4)).toBeLessThan(0.1);
+  });
+
   it('applies rotation: a rotated landscape source becomes a portrait ladder', async () => {
     const src = makeClip({ durationSec: 1, width: 640, height: 360, rotate: 90 });
     const res = await transcodeToHls({ input: src, outDir: tempDir('hls-rot-'), renditions: LADDER.slice(0, 1) });

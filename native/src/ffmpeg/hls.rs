@@ -443,6 +443,12 @@ pub fn run_hls(job: &HlsJob, cancel: &AtomicBool, progress: &mut dyn FnMut(HlsPr
     } else {
         None
     };
+    // FRAME-RATE must be the *maximum* rate (RFC 8216); for VFR sources r_frame_rate
+    // is that, unless it is a bogus timebase-derived value (e.g. 90000 in some TS).
+    let max_fps = {
+        let (r, avg) = (r64(vstream.rate()), r64(fps));
+        if r > avg && r <= avg * 2.5 && r <= 240.0 { r } else { avg }
+    };
     let start = vstream.start_time();
     let origin_ts = if start == ffi::AV_NOPTS_VALUE { 0 } else { start };
     #[allow(clippy::cast_precision_loss)]
@@ -550,7 +556,7 @@ pub fn run_hls(job: &HlsJob, cancel: &AtomicBool, progress: &mut dyn FnMut(HlsPr
             video_tb,
             audio_tb,
             frame_ticks: rescale(1, fps.invert(), Rational::new(1, TICK)).max(1),
-            out: RungOutput { name: spec.name.clone(), dir, width: w, height: h, codecs, frame_rate: r64(fps) },
+            out: RungOutput { name: spec.name.clone(), dir, width: w, height: h, codecs, frame_rate: max_fps },
         });
     }
     tracing::info!(encoder = encoder_name, rungs = rungs.len(), "hls ladder opened");
