@@ -72,8 +72,8 @@ export class EventBuffer {
 
   constructor(opts: EventBufferOptions) {
     this.o = {
-      maxBuffered: 50_000,
-      batchSize: 5_000,
+      maxBuffered: 100_000,
+      batchSize: 20_000, // ClickHouse wants few, large inserts (each makes parts per partition)
       flushIntervalMs: 1_000,
       maxSpoolBytes: 256 * 1024 * 1024,
       backoffMinMs: 250,
