@@ -52,6 +52,16 @@ pub fn open(path: &Path) -> MediaResult<OpenedInput> {
     }
     match ff::format::input(&path) {
         Ok(ctx) => {
+            // SAFETY: plain field read on an open context.
+            let score = unsafe { (*ctx.as_ptr()).probe_score };
+            // libavformat accepts its best weak guess once the probe buffer is exhausted;
+            // about 1 in 200 random files then "opens" as raw H.263. That is noise, not media.
+            if score <= AVPROBE_SCORE_RETRY {
+                return Err(MediaError::new(
+                    ErrorCode::NotMedia,
+                    format!("{}: only a weak guess ({}, probe score {score})", path.display(), ctx.format().name()),
+                ));
+            }
             let has_av = ctx.streams().any(|s| {
                 matches!(s.parameters().medium(), ff::media::Type::Video | ff::media::Type::Audio)
             });
