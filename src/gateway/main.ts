@@ -42,6 +42,8 @@ interface Ctx {
   aborted: boolean;
   done: boolean;
   abort: AbortController;
+  /** HEAD: responses (errors included) carry headers and Content-Length but no body. */
+  head: boolean;
 }
 
 export interface GatewayOptions {
@@ -61,8 +63,8 @@ export interface Gateway {
   close(drainMs?: number): Promise<void>;
 }
 
-function newCtx(res: HttpResponse): Ctx {
-  const ctx: Ctx = { aborted: false, done: false, abort: new AbortController() };
+function newCtx(res: HttpResponse, head = false): Ctx {
+  const ctx: Ctx = { aborted: false, done: false, abort: new AbortController(), head };
   res.onAborted(() => {
     ctx.aborted = true;
     ctx.abort.abort();
@@ -78,6 +80,8 @@ function send(res: HttpResponse, ctx: Ctx, status: number, headers: readonly Hea
     for (const [k, v] of headers) res.writeHeader(k, v);
     // 204/304 carry no body and, per RFC 9110, no Content-Length: 0 (endWithoutBody() adds none).
     if (body === undefined) res.endWithoutBody();
+    // (endWithoutBody with arguments is unreliable in this uWS build; see serveHls' HEAD branch.)
+    else if (ctx.head) res.writeHeader('Content-Length', String(Buffer.byteLength(body))).endWithoutBody();
     else res.end(body, close);
   });
 }
@@ -183,7 +187,7 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
     const ifNoneMatch = req.getHeader('if-none-match');
     const ifModifiedSince = req.getHeader('if-modified-since');
     const ifRange = req.getHeader('if-range');
-    const ctx = newCtx(res);
+    const ctx = newCtx(res, isHead);
 
     const p = parseHlsPath(url);
     if (!p.ok) return sendError(res, ctx, p.code, p.message);

@@ -186,6 +186,24 @@ describe('gateway: HLS objects', () => {
     expect(r.status).toBe(200);
     expect(Number(r.headers['content-length'])).toBe(BIG);
     expect(r.body.length).toBe(0);
+    // Errors to HEAD have no body either, and the keep-alive connection stays usable.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const head404 = await new Promise<number>((resolve, reject) =>
+      http.request(`${G}/hls/${READY}/missing.m3u8`, { method: 'HEAD', agent }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode!));
+      }).on('error', reject).end(),
+    );
+    expect(head404).toBe(404);
+    const after = await new Promise<Buffer>((resolve, reject) =>
+      http.get(`${G}/hls/${READY}/master.m3u8`, { agent }, (res) => {
+        const c: Buffer[] = [];
+        res.on('data', (d: Buffer) => c.push(d));
+        res.on('end', () => resolve(Buffer.concat(c)));
+      }).on('error', reject),
+    );
+    expect(after.toString()).toBe(master);
+    agent.destroy();
   });
 
   it('serves byte ranges (206) and refuses unsatisfiable ones (416)', async () => {
