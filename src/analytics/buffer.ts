@@ -108,11 +108,11 @@ export class EventBuffer {
     if (this.pending.length === 0) this.oldestAt = receivedAt;
     for (const e of events) this.pending.push({ e, at: receivedAt });
     this.counters.accepted += events.length;
-    if (this.pending.length > this.o.maxBuffered) {
-      // Memory stays bounded: everything buffered goes to disk in batch-sized files.
-      const all = this.pending;
-      this.pending = [];
-      this.spill(all);
+    // Memory stays bounded: the oldest events go to disk, one batch-sized file at a time (each a
+    // short synchronous write, instead of one long stall for the whole buffer).
+    while (this.pending.length > this.o.maxBuffered) {
+      this.spill(this.pending.splice(0, Math.min(this.o.batchSize, this.pending.length - this.o.maxBuffered + this.o.batchSize)));
+      this.oldestAt = this.pending[0]?.at ?? 0;
     }
     if (this.pending.length >= this.o.batchSize) this.kick();
     return events.length;
