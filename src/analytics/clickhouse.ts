@@ -4,6 +4,12 @@
 //   19.x, so values are escaped here; no date_time_input_format, async_insert, ...).
 // - No `database` on the client: the database does not exist before ensureClickhouseSchema.
 // - UInt64 results come back as JSON strings (output_format_json_quote_64bit_integers).
+// - JSONEachRow input: omitted columns get the type's zero, not their DEFAULT (so every column is
+//   sent); a DateTime may be sent as unix seconds, which avoids the server time zone.
+// - 18.16 formats errors as "Code: 27, e.displayText() = DB::Exception: ..."; the client does not
+//   parse the code out of that, clickhouseErrorCode() does.
+// - insert_deduplicate only works on Replicated* tables: see clickhouse/001_events.sql for how
+//   retries stay idempotent instead.
 import fs from 'node:fs';
 import path from 'node:path';
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
@@ -127,7 +133,8 @@ export interface VideoAnalytics {
   bitrateDistribution: { bandwidth: number; share: number }[];
 }
 
-let defaultClient: ClickHouseClient | null = null;
+/** One shared client per ClickHouse URL for callers that pass none (the API). */
+const defaultClients = new Map<string, ClickHouseClient>();
 
 /**
  * CONTRACT.md `GET /v1/videos/{id}/analytics`. Definitions:
@@ -146,7 +153,8 @@ export async function videoAnalytics(
   opts: { client?: ClickHouseClient; cfg?: VoraConfig } = {},
 ): Promise<VideoAnalytics> {
   const cfg = opts.cfg ?? loadConfig();
-  const client = opts.client ?? (defaultClient ??= createClickhouse(cfg));
+  let client = opts.client ?? defaultClients.get(cfg.clickhouse.url);
+  if (!client) defaultClients.set(cfg.clickhouse.url, (client = createClickhouse(cfg)));
   const t = `${quoteIdent(cfg.clickhouse.database)}.${quoteIdent(EVENTS_TABLE)}`;
   const v = quoteString(videoId);
   const q = async <T>(query: string): Promise<T[]> => (await client.query({ query, format: 'JSONEachRow' })).json<T>();
@@ -193,6 +201,7 @@ const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 *
 
 /** Closes the client videoAnalytics created for itself (tests, shutdown). */
 export async function closeDefaultClickhouse(): Promise<void> {
-  await defaultClient?.close();
-  defaultClient = null;
+  const all = [...defaultClients.values()];
+  defaultClients.clear();
+  await Promise.allSettled(all.map((c) => c.close()));
 }
