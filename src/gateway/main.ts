@@ -106,6 +106,8 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
   buffer.start();
   const bucket = cfg.s3.bucket;
   let active = 0; // responses being streamed, waited for on shutdown
+  // Served by /healthz: lets tests and operators see what reached the origin (e.g. coalescing).
+  const hls = { requests: 0, ok: 0, partial: 0, notModified: 0, notFound: 0, failed: 0 };
 
   /** Streams an S3 body with backpressure; headers go out with the first chunk. */
   function streamBody(res: HttpResponse, ctx: Ctx, body: Readable, total: number, status: number, headers: readonly Header[]): void {
@@ -188,6 +190,7 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
     const ifModifiedSince = req.getHeader('if-modified-since');
     const ifRange = req.getHeader('if-range');
     const ctx = newCtx(res, isHead);
+    hls.requests++;
 
     const p = parseHlsPath(url);
     if (!p.ok) return sendError(res, ctx, p.code, p.message);
@@ -199,7 +202,10 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
       return sendError(res, ctx, 'UPSTREAM_UNAVAILABLE', 'metadata store unavailable');
     }
     if (ctx.aborted) return;
-    if (!state || !SERVABLE_STATES.has(state)) return sendError(res, ctx, 'VIDEO_NOT_FOUND', `no playable video ${p.videoId}`);
+    if (!state || !SERVABLE_STATES.has(state)) {
+      hls.notFound++;
+      return sendError(res, ctx, 'VIDEO_NOT_FOUND', `no playable video ${p.videoId}`);
+    }
 
     const Key = keys.hls(p.videoId, p.rel);
     const cacheControl = cacheControlFor(p.rel, state);
@@ -213,8 +219,10 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
       ...(etag ? [['ETag', etag] as Header] : []),
       ...(lastModified ? [['Last-Modified', lastModified.toUTCString()] as Header] : []),
     ];
-    const notModified = (etag?: string) =>
+    const notModified = (etag?: string) => {
+      hls.notModified++;
       send(res, ctx, 304, [...CORS_HEADERS, ['Cache-Control', cacheControl], ...(etag ? [['ETag', etag] as Header] : [])]);
+    };
     const conditional = {
       IfNoneMatch: ifNoneMatch || undefined,
       // If-None-Match wins over If-Modified-Since (RFC 9110 §13.1.3).
@@ -255,6 +263,7 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
           );
           if (ctx.aborted) return void (o.Body as Readable | undefined)?.destroy();
           const len = r.end - r.start + 1;
+          hls.partial++;
           return streamBody(res, ctx, o.Body as Readable, len, 206, [
             ...base,
             ...meta(h.ETag, h.LastModified),
@@ -264,12 +273,17 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
       }
       const o = await s3.send(new GetObjectCommand({ Bucket: bucket, Key, ...conditional }), { abortSignal: signal });
       if (ctx.aborted) return void (o.Body as Readable | undefined)?.destroy();
+      hls.ok++;
       return streamBody(res, ctx, o.Body as Readable, o.ContentLength ?? 0, 200, [...base, ...meta(o.ETag, o.LastModified)]);
     } catch (err) {
       if (ctx.aborted) return;
       const status = s3Status(err);
       if (status === 304) return notModified(ifNoneMatch && !ifNoneMatch.includes(',') ? ifNoneMatch : undefined);
-      if (status === 404 || (err as Error).name === 'NoSuchKey') return sendError(res, ctx, 'OBJECT_NOT_FOUND', `no object ${p.rel}`);
+      if (status === 404 || (err as Error).name === 'NoSuchKey') {
+        hls.notFound++;
+        return sendError(res, ctx, 'OBJECT_NOT_FOUND', `no object ${p.rel}`);
+      }
+      hls.failed++;
       if (status === 412) return sendError(res, ctx, 'UPSTREAM_UNAVAILABLE', 'object changed while reading; retry');
       log.error({ err: String(err), key: Key }, 'object storage request failed');
       return sendError(res, ctx, 'UPSTREAM_UNAVAILABLE', 'object storage unavailable');
@@ -310,7 +324,7 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
   app
     .get('/healthz', (res) => {
       const ctx = newCtx(res);
-      send(res, ctx, 200, [['Content-Type', 'application/json'], ['Cache-Control', 'no-store']], JSON.stringify({ status: 'ok', events: buffer.stats() }));
+      send(res, ctx, 200, [['Content-Type', 'application/json'], ['Cache-Control', 'no-store']], JSON.stringify({ status: 'ok', hls, events: buffer.stats() }));
     })
     .head('/healthz', (res) => {
       res.cork(() => res.writeStatus('200 OK').writeHeader('Content-Length', '0').endWithoutBody());

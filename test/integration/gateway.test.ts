@@ -273,6 +273,16 @@ describe('varnish in front of the gateway', () => {
     expect(b.headers['x-url']).toBeUndefined();
   });
 
+  it('coalesces concurrent misses into one gateway request', async () => {
+    const stats = async () => JSON.parse((await raw(`${G}/healthz`)).body.toString()).hls.requests as number;
+    const before = await stats();
+    const url = `${V}/hls/${PARTIAL}/360p/seg_00000.m4s`;
+    const all = await Promise.all(Array.from({ length: 12 }, () => raw(url)));
+    expect(all.every((r) => r.status === 200 && r.body.equals(segment))).toBe(true);
+    expect(all.filter((r) => r.headers['x-cache'] === 'MISS').length).toBeGreaterThanOrEqual(1);
+    expect((await stats()) - before).toBe(1);
+  });
+
   it('serves ranges equal to the object slice', async () => {
     const r = await raw(`${V}/hls/${READY}/360p/seg_00000.m4s`, { headers: { Range: 'bytes=500-8191' } });
     expect(r.status).toBe(206);
