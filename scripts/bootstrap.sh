@@ -28,10 +28,14 @@ fi
 # 2. Go-built servers, cached outside the repo by pinned version.
 step "Go tools: $(tools/build.sh all | xargs -n1 basename | paste -sd' ')"
 
-# 3. npm packages, when the lockfile changed since the last install.
+# 3. npm packages from the lockfile, when it changed since the last install. Not `npm ci`: the
+#    registry reachable here lacks some optional per-platform packages of @napi-rs/cli's
+#    cross-toolchain (android/darwin/win32 builds), which npm leaves out of the lockfile and `npm ci`
+#    then rejects as "out of sync". `npm install --no-save` installs the same pinned tree and never
+#    rewrites the lockfile.
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  step "npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  step "npm install (from package-lock.json)"
+  npm install --no-save --no-audit --no-fund --loglevel=error
 fi
 
 # 4. The native module, when its sources changed (stamp = hash of the crate's inputs).
