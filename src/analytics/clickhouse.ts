@@ -64,10 +64,48 @@ export async function ensureClickhouseSchema(
       }
       applied.push(name);
     }
+    await addMissingColumns(client, cfg.clickhouse.database);
   } finally {
     if (!opts.client) await client.close();
   }
   return applied;
+}
+
+/** Columns the writer sends (EventRow), with their types in clickhouse/001_events.sql. */
+const EVENT_COLUMNS: [string, string][] = [
+  ['event_date', 'Date'],
+  ['ts', 'DateTime'],
+  ['ts_ms', 'UInt16 DEFAULT 0'],
+  ['received_at', 'DateTime'],
+  ['video_id', 'String'],
+  ['session_id', 'String'],
+  ['type', 'String'],
+  ['segment', 'Nullable(Int32)'],
+  ['bandwidth', 'Nullable(UInt32)'],
+  ['watch_time_sec', 'Nullable(Float64)'],
+  ['position_sec', 'Nullable(Float64)'],
+  ['batch_id', 'String'],
+  ['event_id', 'String'],
+];
+
+/**
+ * A table created by an older schema file survives CREATE TABLE IF NOT EXISTS; without the newer
+ * columns every insert would be refused. Missing columns are added (the engine cannot be changed
+ * in place: such a table keeps working, only without the ReplacingMergeTree de-duplication).
+ */
+async function addMissingColumns(client: ClickHouseClient, db: string): Promise<string[]> {
+  const rs = await client.query({
+    query: `SELECT name FROM system.columns WHERE database = ${quoteString(db)} AND table = ${quoteString(EVENTS_TABLE)}`,
+    format: 'JSONEachRow',
+  });
+  const have = new Set((await rs.json<{ name: string }>()).map((r) => r.name));
+  const added: string[] = [];
+  for (const [name, type] of EVENT_COLUMNS) {
+    if (have.has(name)) continue;
+    await client.command({ query: `ALTER TABLE ${quoteIdent(db)}.${quoteIdent(EVENTS_TABLE)} ADD COLUMN ${quoteIdent(name)} ${type}` });
+    added.push(name);
+  }
+  return added;
 }
 
 function renameDb(stmt: string, db: string): string {
@@ -146,7 +184,8 @@ const defaultClients = new Map<string, ClickHouseClient>();
  *   segment-aligned, so the index is comparable across renditions), ascending by segment;
  * - bitrateDistribution: share of `segment_fetched` events per `bandwidth` (time spent per rung);
  *   if no segment_fetched carries a bandwidth, the share of `bitrate_selected` events instead.
- * All reads use FINAL so rows of a retried batch that are not merged yet count once.
+ * All reads use FINAL (on the ReplacingMergeTree of 001_events.sql) so rows of a retried batch that
+ * are not merged yet count once.
  */
 export async function videoAnalytics(
   videoId: string,
@@ -155,28 +194,28 @@ export async function videoAnalytics(
   const cfg = opts.cfg ?? loadConfig();
   let client = opts.client ?? defaultClients.get(cfg.clickhouse.url);
   if (!client) defaultClients.set(cfg.clickhouse.url, (client = createClickhouse(cfg)));
-  const t = `${quoteIdent(cfg.clickhouse.database)}.${quoteIdent(EVENTS_TABLE)}`;
+  const t = `${quoteIdent(cfg.clickhouse.database)}.${quoteIdent(EVENTS_TABLE)}${await finalFor(client, cfg.clickhouse.database)}`;
   const v = quoteString(videoId);
   const q = async <T>(query: string): Promise<T[]> => (await client.query({ query, format: 'JSONEachRow' })).json<T>();
 
   const [viewRows, watchRows, drop, rates] = await Promise.all([
-    q<{ views: string }>(`SELECT uniqExact(session_id) AS views FROM ${t} FINAL WHERE video_id = ${v}`),
+    q<{ views: string }>(`SELECT uniqExact(session_id) AS views FROM ${t} WHERE video_id = ${v}`),
     q<{ total: number | null }>(
       `SELECT sum(w) AS total FROM (
          SELECT session_id, max(assumeNotNull(watch_time_sec)) AS w
-         FROM ${t} FINAL
+         FROM ${t}
          WHERE video_id = ${v} AND type = 'watch_time' AND isNotNull(watch_time_sec)
          GROUP BY session_id)`,
     ),
     q<{ segment: number; viewers: string }>(
       `SELECT assumeNotNull(segment) AS segment, uniqExact(session_id) AS viewers
-       FROM ${t} FINAL
+       FROM ${t}
        WHERE video_id = ${v} AND type = 'segment_fetched' AND isNotNull(segment)
        GROUP BY segment ORDER BY segment`,
     ),
     q<{ type: string; bandwidth: number; n: string }>(
       `SELECT type, assumeNotNull(bandwidth) AS bandwidth, count() AS n
-       FROM ${t} FINAL
+       FROM ${t}
        WHERE video_id = ${v} AND type IN ('segment_fetched', 'bitrate_selected') AND isNotNull(bandwidth)
        GROUP BY type, bandwidth`,
     ),
@@ -195,6 +234,26 @@ export async function videoAnalytics(
       .map((r) => ({ bandwidth: Number(r.bandwidth), share: total > 0 ? round(Number(r.n) / total, 4) : 0 }))
       .sort((a, b) => a.bandwidth - b.bandwidth),
   };
+}
+
+const finalCache = new WeakMap<ClickHouseClient, Map<string, string>>();
+
+/** " FINAL" for a ReplacingMergeTree table; nothing for a plain MergeTree left by an old schema
+ *  (18.16 refuses FINAL there, code 181). Asked once per client and database. */
+async function finalFor(client: ClickHouseClient, db: string): Promise<string> {
+  let perDb = finalCache.get(client);
+  if (!perDb) finalCache.set(client, (perDb = new Map()));
+  const known = perDb.get(db);
+  if (known !== undefined) return known;
+  const rs = await client.query({
+    query: `SELECT engine FROM system.tables WHERE database = ${quoteString(db)} AND name = ${quoteString(EVENTS_TABLE)}`,
+    format: 'JSONEachRow',
+  });
+  const engine = (await rs.json<{ engine: string }>())[0]?.engine;
+  if (engine === undefined) return ' FINAL'; // no table yet: ask again next time, the query will say so
+  const clause = /Replacing|Collapsing/.test(engine) ? ' FINAL' : '';
+  perDb.set(db, clause);
+  return clause;
 }
 
 const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;

@@ -369,6 +369,24 @@ describe('events into ClickHouse 18.16', () => {
     expect(get.status).toBe(405);
   });
 
+  it('brings a table from the older schema up to date (and honours another database name)', async () => {
+    const legacy = { ...cfg, clickhouse: { ...cfg.clickhouse, database: 'vora_legacy' } };
+    const ch = createClickhouse(cfg);
+    await ch.command({ query: 'CREATE DATABASE IF NOT EXISTS vora_legacy' });
+    await ch.command({
+      query: `CREATE TABLE vora_legacy.playback_events (event_date Date DEFAULT toDate(ts), ts DateTime, received_at DateTime,
+        video_id String, session_id String, type String, segment Nullable(Int32), bandwidth Nullable(UInt32),
+        watch_time_sec Nullable(Float64), position_sec Nullable(Float64), batch_id String)
+        ENGINE = MergeTree() PARTITION BY (toYYYYMM(event_date), cityHash64(video_id) % 16) ORDER BY (video_id, ts, session_id)`,
+    });
+    await ensureClickhouseSchema(legacy);
+    const ev: PlaybackEvent = { videoId: VID, sessionId: 'legacy', type: 'play', ts: Date.now(), segment: null, bandwidth: null, watchTimeSec: null, positionSec: null };
+    await clickhouseSink(ch, 'vora_legacy')({ batchId: 'l1', rows: [toRow(ev, Date.now(), 'l1', 0)] }, { retry: false });
+    expect((await videoAnalytics(VID, { cfg: legacy, client: ch })).views).toBe(1);
+    await ch.command({ query: 'DROP DATABASE vora_legacy' });
+    await ch.close();
+  });
+
   it('makes retried batches idempotent (ReplacingMergeTree + FINAL, batch_id check)', async () => {
     const VID2 = 'vid_retryaaaaaaaaaaaaaaa';
     const ch = createClickhouse(cfg);
