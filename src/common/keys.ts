@@ -8,6 +8,9 @@ export const keys = {
   /** Everything the player fetches: master.m3u8, {rendition}/index.m3u8, segments, posters. */
   hlsPrefix: (videoId: string) => `hls/${videoId}/`,
   hls: (videoId: string, rel: string) => `hls/${videoId}/${rel}`,
+  /** Intermediate processing state (chunk plan, split sources, per-chunk encodes); removed when done. */
+  workPrefix: (videoId: string) => `work/${videoId}/`,
+  work: (videoId: string, rel: string) => `work/${videoId}/${rel}`,
 };
 
 /** Ids are `vid_`/`upl_` + 20 lowercase base32 chars: safe in paths, URLs and object keys. */
