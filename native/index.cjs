@@ -840,4 +840,5 @@ module.exports.encodeChunk = nativeBinding.encodeChunk
 module.exports.masterPlaylist = nativeBinding.masterPlaylist
 module.exports.planChunks = nativeBinding.planChunks
 module.exports.probe = nativeBinding.probe
+module.exports.splitSource = nativeBinding.splitSource
 module.exports.transcodeToHls = nativeBinding.transcodeToHls

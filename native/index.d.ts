@@ -158,6 +158,23 @@ export interface RenditionSpec {
   bufsize?: number
 }
 
+export interface SplitChunkFile {
+  index: number
+  name: string
+  /** Relative to outDir: `chunk_00003.mp4`. */
+  file: string
+  bytes: number
+}
+
+/** Stream-copies each chunk's video (from the keyframe at or before its start) to `outDir/{name}.mp4`. */
+export declare function splitSource(options: SplitSourceOptions, cancel: CancelToken): Promise<Array<SplitChunkFile>>
+
+export interface SplitSourceOptions {
+  input: string
+  chunks: Array<Chunk>
+  outDir: string
+}
+
 /** Decodes `options.input` once and writes an fMP4 HLS ladder under `options.outDir`. */
 export declare function transcodeToHls(options: NativeHlsOptions, cancel: CancelToken, onProgress?: ((p: HlsProgressEvent) => void) | undefined | null): Promise<HlsResult>
 

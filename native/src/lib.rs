@@ -12,6 +12,7 @@ mod ladder;
 mod model;
 mod playlist;
 mod probe;
+mod split;
 mod transcode;
 mod worker;
 
@@ -21,4 +22,5 @@ pub use encode_chunk::{encode_chunk, ChunkRenditionResult, EncodeChunkOptions, E
 pub use error::{ErrorCode, MediaError};
 pub use model::{AudioInfo, ProbeResult, VideoInfo};
 pub use probe::probe;
+pub use split::{split_source, SplitChunkFile, SplitSourceOptions};
 pub use transcode::{master_playlist, transcode_to_hls, HlsRenditionResult, HlsResult, HlsSegment, NativeHlsOptions, RenditionSpec};

@@ -401,3 +401,52 @@ export async function encodeChunk(opts: EncodeChunkOptions): Promise<EncodeChunk
     signal?.removeEventListener('abort', onAbort);
   }
 }
+
+// ---------------------------------------------------------------------------
+// Chunked pipeline (issue 3): split -> encodeChunk per chunk -> packageRendition
+// per rung, encodeAudio once, master. Each step is one Temporal activity; inputs
+// and outputs are local files.
+
+/** Runs a native call with a CancelToken wired to `signal`; errors become MediaError. */
+async function withCancel<T>(signal: AbortSignal | undefined, call: (token: Native.CancelToken) => Promise<T>): Promise<T> {
+  if (signal?.aborted) throw new MediaError('ABORTED', 'aborted before start', { cause: signal.reason });
+  const token = new (native().CancelToken)();
+  const onAbort = (): void => token.cancel();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await call(token);
+  } catch (err) {
+    throw toMediaError(err);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+export interface SplitSourceOptions {
+  input: string;
+  chunks: Chunk[];
+  outDir: string;
+  signal?: AbortSignal;
+}
+
+export interface SplitChunkFile {
+  index: number;
+  name: string;
+  /** Relative to outDir, e.g. 'chunk_00003.mp4'. */
+  file: string;
+  bytes: number;
+}
+
+/**
+ * Stream-copies (no re-encode) each chunk's video into `outDir/{name}.mp4`, in one
+ * pass over the source. A file starts at the keyframe at or before its chunk's
+ * start and carries the source timing, so `encodeChunk({ input: file, chunk })`
+ * yields exactly the frames of encoding `chunk` from the whole source.
+ */
+export async function splitSource(opts: SplitSourceOptions): Promise<SplitChunkFile[]> {
+  if (!opts.input || !opts.outDir) throw new TypeError('splitSource: input and outDir are required');
+  if (!opts.chunks?.length) throw new TypeError('splitSource: at least one chunk is required');
+  return withCancel(opts.signal, (token) =>
+    native().splitSource({ input: opts.input, chunks: opts.chunks, outDir: opts.outDir }, token),
+  );
+}

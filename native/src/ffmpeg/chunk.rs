@@ -12,6 +12,7 @@ use super::hls::{
     Rung, RungJob, RungOutput, VideoEncoderParams, TICK,
 };
 use super::input::{self, ReadOutcome};
+use super::split;
 use super::probe::{best_video_index, display_rotation};
 use super::{is_again, map_err};
 use crate::codecs;
@@ -66,13 +67,12 @@ pub fn run_chunk(
     let vstream = ictx.stream(vi).ok_or_else(|| MediaError::new(ErrorCode::Internal, "video stream vanished"))?;
     let vtb = vstream.time_base();
     let rotation = display_rotation(&vstream);
-    let fps = {
-        let avg = vstream.avg_frame_rate();
-        if avg.numerator() > 0 && avg.denominator() > 0 { avg } else { vstream.rate() }
-    };
-    let fps = if fps.numerator() > 0 && fps.denominator() > 0 { fps } else { Rational::new(25, 1) };
+    // A file written by splitSource carries the source frame rate and where its
+    // first packet sits in the source, so its frames get the source's timestamps.
+    let split = ictx.metadata().get(split::SPLIT_TAG).and_then(split::parse_tag);
+    let fps = split.map_or_else(|| split::stream_fps(&vstream), |s| s.fps);
     let start = vstream.start_time();
-    let origin_ts = if start == ffi::AV_NOPTS_VALUE { 0 } else { start };
+    let mut origin_ts = if start == ffi::AV_NOPTS_VALUE { 0 } else { start };
     let mut vctx = codec::context::Context::from_parameters(vstream.parameters())
         .map_err(|e| map_err(ErrorCode::UnsupportedCodec, "video decoder params", e))?;
     // SAFETY: decoder fields set before open.
@@ -169,11 +169,27 @@ pub fn run_chunk(
             }
         }
     }
+    let mut pending: Option<Packet> = None;
+    if let Some(info) = split {
+        let mut first = Packet::empty();
+        loop {
+            match input::read_packet(ictx, &mut first)? {
+                ReadOutcome::Eof => return Err(MediaError::new(ErrorCode::CorruptInput, "split chunk file has no video packets")),
+                ReadOutcome::Packet if first.stream() == vi => break,
+                ReadOutcome::Packet => {}
+            }
+        }
+        let p0 = first.pts().or(first.dts()).unwrap_or(0);
+        origin_ts = p0 - rescale(info.first_pts, info.tb, vtb);
+        tracing::debug!(origin_ts, "split chunk file: source timestamps restored");
+        pending = Some(first);
+    }
     let tick = Rational::new(1, TICK);
     #[allow(clippy::cast_possible_truncation)]
     let to_ticks = |s: f64| (s * f64::from(TICK)).round() as i64;
     let (start_ticks, end_ticks) = (to_ticks(job.start_sec), to_ticks(job.end_sec));
-    if job.start_sec > 0.0 {
+    // A split file already starts at the right keyframe.
+    if job.start_sec > 0.0 && split.is_none() {
         #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
         let origin_us = (origin_ts as f64 * r64(vtb) * 1e6).round() as i64;
         #[allow(clippy::cast_possible_truncation)]
@@ -194,7 +210,13 @@ pub fn run_chunk(
         if cancel.load(Ordering::Relaxed) {
             return Err(MediaError::new(ErrorCode::Aborted, "chunk encode cancelled"));
         }
-        if !eof {
+        if let Some(first) = pending.take() {
+            match vdec.send_packet(&first) {
+                Ok(()) | Err(ff::Error::InvalidData) => {}
+                Err(e) if is_again(&e) => {}
+                Err(e) => return Err(map_err(ErrorCode::CorruptInput, "video decode", e)),
+            }
+        } else if !eof {
             match input::read_packet(ictx, &mut pkt)? {
                 ReadOutcome::Eof => {
                     eof = true;

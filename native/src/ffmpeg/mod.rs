@@ -5,6 +5,7 @@ mod chunk;
 mod hls;
 mod input;
 mod probe;
+mod split;
 
 use std::ffi::CStr;
 use std::os::raw::c_char;
@@ -15,6 +16,7 @@ pub use ffmpeg_next as ff;
 pub use hls::{run_hls, EncoderPref, HlsJob, HlsProgress, RungJob, RungOutput};
 pub use probe::probe_file;
 pub use chunk::{run_chunk, ChunkJob};
+pub use split::{run_split, SplitRange};
 
 use crate::error::{ErrorCode, MediaError};
 
