@@ -838,6 +838,7 @@ module.exports = nativeBinding
 module.exports.CancelToken = nativeBinding.CancelToken
 module.exports.encodeChunk = nativeBinding.encodeChunk
 module.exports.masterPlaylist = nativeBinding.masterPlaylist
+module.exports.packageRendition = nativeBinding.packageRendition
 module.exports.planChunks = nativeBinding.planChunks
 module.exports.probe = nativeBinding.probe
 module.exports.splitSource = nativeBinding.splitSource

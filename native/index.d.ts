@@ -130,6 +130,18 @@ export interface NativeHlsOptions {
   threads?: number
 }
 
+/** Remuxes one rendition's chunk files into `outDir/{init.mp4, seg_NNNNN.m4s, index.m3u8}`. */
+export declare function packageRendition(options: PackageRenditionOptions): Promise<HlsRenditionResult>
+
+export interface PackageRenditionOptions {
+  rendition: string
+  /** encodeChunk outputs of ONE rendition, in chunk order. */
+  chunkFiles: Array<string>
+  /** The rendition directory; the master is expected in its parent. */
+  outDir: string
+  segmentDurationSec: number
+}
+
 /**
  * Chunk plan over `[0, durationSec)` from a probe's keyframe times. The TS front
  * exposes it as `planChunks(probe, targetSec)`.

@@ -73,6 +73,23 @@ fn attr(list: &str, key: &str) -> Option<String> {
     }
 }
 
+/// RFC 8216 VOD media playlist for fMP4 segments with exact durations.
+/// TARGETDURATION is the largest duration rounded up (never below any EXTINF
+/// rounded to the nearest integer, as 4.3.3.1 requires).
+pub fn media_playlist(init_uri: &str, segments: &[(String, f64)]) -> String {
+    let max = segments.iter().map(|s| s.1).fold(0.0f64, f64::max);
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let target = ((max - 1e-6).ceil().max(1.0)) as u64;
+    let mut out = format!(
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"{init_uri}\"\n"
+    );
+    for (uri, d) in segments {
+        out.push_str(&format!("#EXTINF:{d:.6},\n{uri}\n"));
+    }
+    out.push_str("#EXT-X-ENDLIST\n");
+    out
+}
+
 /// One `EXT-X-STREAM-INF` entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VariantEntry {

@@ -450,3 +450,29 @@ export async function splitSource(opts: SplitSourceOptions): Promise<SplitChunkF
     native().splitSource({ input: opts.input, chunks: opts.chunks, outDir: opts.outDir }, token),
   );
 }
+
+export interface PackageRenditionOptions {
+  rendition: string;
+  /** encodeChunk outputs of ONE rendition, in chunk order (their checkpoint records, when next to them, give exact chunk starts). */
+  chunkFiles: string[];
+  /** The rendition directory (e.g. `<root>/720p`); the master goes in its parent. */
+  outDir: string;
+  segmentDurationSec: number;
+}
+
+/**
+ * Stream-copy remux of one rendition's chunk MP4s into `outDir/{init.mp4,
+ * seg_NNNNN.m4s, index.m3u8}`: continuous timestamps, one segment per forced
+ * keyframe (identical boundaries across renditions of the same plan), exact
+ * EXTINF, measured bandwidth. Rejects with ENCODER_ERROR when chunks do not share
+ * SPS/PPS. `playlist` in the result is `<basename(outDir)>/index.m3u8`.
+ */
+export async function packageRendition(opts: PackageRenditionOptions): Promise<HlsRenditionResult> {
+  if (!RUNG_NAME.test(opts.rendition)) throw new TypeError(`packageRendition: bad rendition name ${JSON.stringify(opts.rendition)}`);
+  if (!opts.chunkFiles?.length) throw new TypeError('packageRendition: chunkFiles is empty');
+  try {
+    return await native().packageRendition({ ...opts, chunkFiles: [...opts.chunkFiles] });
+  } catch (err) {
+    throw toMediaError(err);
+  }
+}

@@ -4,6 +4,7 @@
 mod chunk;
 mod hls;
 mod input;
+mod package;
 mod probe;
 mod split;
 
@@ -14,6 +15,7 @@ use std::sync::Once;
 pub use ffmpeg_next as ff;
 
 pub use hls::{run_hls, EncoderPref, HlsJob, HlsProgress, RungJob, RungOutput};
+pub use package::{run_package, PackageJob};
 pub use probe::probe_file;
 pub use chunk::{run_chunk, ChunkJob};
 pub use split::{run_split, SplitRange};
