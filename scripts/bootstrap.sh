@@ -8,10 +8,11 @@ step() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*" >&2; }
 t0=$SECONDS
 
 # 1. Debian packages: FFmpeg 5.1 dev libraries + CLI (tests decode with ffprobe), clang for bindgen,
-#    the servers, and nginx (the peer the gateway benchmark is measured against).
+#    the servers, nginx (the peer the gateway benchmark is measured against), and Chromium (the
+#    browser end-to-end tests drive it with playwright-core; no browser is ever downloaded).
 apt_pkgs=(pkg-config clang libclang-dev ffmpeg libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev
   libavdevice-dev libswscale-dev libswresample-dev postgresql clickhouse-server clickhouse-client varnish nginx
-  util-linux)
+  util-linux chromium)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -45,5 +46,12 @@ if [[ -z "$node_file" || "$(cat native/.build-stamp 2>/dev/null)" != "$stamp_src
   step "building the native module (cargo, release)"
   npm run --silent build:native
   echo "$stamp_src" > native/.build-stamp
+fi
+# 5. The web app (web/ -> web/dist, served by the API at /), when its sources changed.
+web_stamp=$(cat web/index.html web/vite.config.ts package-lock.json $(find web/src -type f | sort) 2>/dev/null | sha256sum | cut -c1-16)
+if [[ ! -f web/dist/index.html || "$(cat web/dist/.build-stamp 2>/dev/null)" != "$web_stamp" ]]; then
+  step "building the web app (vite)"
+  npx --no-install vite build web --logLevel warn
+  echo "$web_stamp" > web/dist/.build-stamp
 fi
 step "ready in $((SECONDS - t0))s"

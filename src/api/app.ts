@@ -16,6 +16,7 @@ import { abortStaleMultipartUploads, deleteKeys } from './objects.ts';
 import * as repo from './repo.ts';
 import { registerRoutes } from './routes.ts';
 import { createTus, TUS_PATH, type TusHandle } from './tus.ts';
+import { registerWeb } from './web.ts';
 
 export interface ApiDeps {
   config: VoraConfig;
@@ -103,6 +104,7 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
     }
   });
   registerRoutes(app, ctx);
+  registerWeb(app, { config: deps.config }); // web app at / (web.ts), GET /v1/config
 
   const timers: NodeJS.Timeout[] = [];
   let running = true;
