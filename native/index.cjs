@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.CancelToken = nativeBinding.CancelToken
+module.exports.encodeAudio = nativeBinding.encodeAudio
 module.exports.encodeChunk = nativeBinding.encodeChunk
 module.exports.masterPlaylist = nativeBinding.masterPlaylist
 module.exports.packageRendition = nativeBinding.packageRendition

@@ -64,6 +64,16 @@ export interface ChunkRenditionResult {
   skipped: boolean
 }
 
+/** Encodes the first audio stream once into `outDir/audio/`; resolves null without audio. */
+export declare function encodeAudio(options: EncodeAudioOptions, cancel: CancelToken): Promise<HlsAudioResult | null>
+
+export interface EncodeAudioOptions {
+  input: string
+  /** The rendition goes to `outDir/audio/`. */
+  outDir: string
+  segmentDurationSec: number
+}
+
 /** Encodes `options.chunk` for every applicable rendition; valid checkpoints are skipped. */
 export declare function encodeChunk(options: EncodeChunkOptions, cancel: CancelToken): Promise<EncodeChunkResult>
 
@@ -83,6 +93,24 @@ export interface EncodeChunkOptions {
 export interface EncodeChunkResult {
   chunk: Chunk
   renditions: Array<ChunkRenditionResult>
+}
+
+export interface HlsAudioResult {
+  /** EXT-X-MEDIA NAME, e.g. 'audio' or the language. */
+  name: string
+  language?: string
+  /** Output channels (2). */
+  channels: number
+  sourceChannels: number
+  sampleRate: number
+  /** RFC 6381, from the encoder's AudioSpecificConfig: 'mp4a.40.2'. */
+  codecs: string
+  bandwidth: number
+  averageBandwidth: number
+  durationSec: number
+  /** Relative to outDir: 'audio/index.m3u8'. */
+  playlist: string
+  segments: Array<HlsSegment>
 }
 
 export interface HlsProgressEvent {
@@ -116,8 +144,11 @@ export interface HlsSegment {
   bytes: number
 }
 
-/** Master playlist text for finished renditions (e.g. a PARTIALLY_READY ladder). */
-export declare function masterPlaylist(renditions: Array<HlsRenditionResult>): string
+/**
+ * Master playlist text for finished renditions (e.g. a PARTIALLY_READY ladder),
+ * with the separate audio rendition when given.
+ */
+export declare function masterPlaylist(renditions: Array<HlsRenditionResult>, audio?: HlsAudioResult | undefined | null): string
 
 export interface NativeHlsOptions {
   input: string

@@ -5,6 +5,7 @@ mod cancel;
 mod checkpoint;
 mod chunk;
 mod codecs;
+mod encode_audio;
 mod encode_chunk;
 mod error;
 mod ffmpeg;
@@ -19,6 +20,7 @@ mod worker;
 
 pub use cancel::CancelToken;
 pub use chunk::{plan_chunks, Chunk};
+pub use encode_audio::{encode_audio, EncodeAudioOptions, HlsAudioResult};
 pub use encode_chunk::{encode_chunk, ChunkRenditionResult, EncodeChunkOptions, EncodeChunkResult};
 pub use error::{ErrorCode, MediaError};
 pub use model::{AudioInfo, ProbeResult, VideoInfo};

@@ -102,15 +102,45 @@ pub struct VariantEntry {
     pub frame_rate: f64,
 }
 
+/// A separate audio rendition (`EXT-X-MEDIA TYPE=AUDIO`) shared by every variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AudioEntry {
+    pub uri: String,
+    pub name: String,
+    pub language: Option<String>,
+    pub channels: u32,
+    pub codecs: String,
+    pub bandwidth: u64,
+    pub average_bandwidth: u64,
+}
+
+pub const AUDIO_GROUP: &str = "aud";
+
 /// Master playlist, lowest bandwidth first (players start at the first entry).
-pub fn master_playlist(variants: &[VariantEntry]) -> String {
+/// With `audio`, every variant references the audio group and its BANDWIDTH /
+/// CODECS include the audio rendition's (RFC 8216 4.3.4.2).
+pub fn master_playlist(variants: &[VariantEntry], audio: Option<&AudioEntry>) -> String {
     let mut sorted: Vec<&VariantEntry> = variants.iter().collect();
     sorted.sort_by_key(|v| v.bandwidth);
     let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    for v in sorted {
+    if let Some(a) = audio {
+        let lang = a.language.as_deref().map(|l| format!("LANGUAGE=\"{l}\",")).unwrap_or_default();
         out.push_str(&format!(
-            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},RESOLUTION={}x{},CODECS=\"{}\",FRAME-RATE={:.3}\n{}\n",
-            v.bandwidth, v.average_bandwidth, v.width, v.height, v.codecs, v.frame_rate, v.uri
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_GROUP}\",NAME=\"{}\",{lang}DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"{}\",URI=\"{}\"\n",
+            a.name.replace('"', "'"), a.channels, a.uri
+        ));
+    }
+    for v in sorted {
+        let (bw, avg, codecs, group) = match audio {
+            Some(a) => {
+                let codecs = if v.codecs.contains("mp4a") { v.codecs.clone() } else { format!("{},{}", v.codecs, a.codecs) };
+                (v.bandwidth + a.bandwidth, v.average_bandwidth + a.average_bandwidth, codecs, format!(",AUDIO=\"{AUDIO_GROUP}\""))
+            }
+            None => (v.bandwidth, v.average_bandwidth, v.codecs.clone(), String::new()),
+        };
+        out.push_str(&format!(
+            "#EXT-X-STREAM-INF:BANDWIDTH={bw},AVERAGE-BANDWIDTH={avg},RESOLUTION={}x{},CODECS=\"{codecs}\",FRAME-RATE={:.3}{group}\n{}\n",
+            v.width, v.height, v.frame_rate, v.uri
         ));
     }
     out
@@ -180,7 +210,7 @@ mod tests {
             codecs: "avc1.64001f,mp4a.40.2".into(),
             frame_rate: 29.97,
         };
-        let text = master_playlist(&[v(720, 3_000_000), v(360, 800_000)]);
+        let text = master_playlist(&[v(720, 3_000_000), v(360, 800_000)], None);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "#EXTM3U");
         assert!(lines.contains(&"#EXT-X-INDEPENDENT-SEGMENTS"));
@@ -190,6 +220,48 @@ mod tests {
         );
         assert_eq!(lines[4], "360p/index.m3u8");
         assert_eq!(lines[6], "720p/index.m3u8");
+    }
+
+    #[test]
+    fn master_with_audio_group() {
+        let v = VariantEntry {
+            uri: "360p/index.m3u8".into(),
+            bandwidth: 800_000,
+            average_bandwidth: 700_000,
+            width: 640,
+            height: 360,
+            codecs: "avc1.64001e".into(),
+            frame_rate: 25.0,
+        };
+        let a = AudioEntry {
+            uri: "audio/index.m3u8".into(),
+            name: "English".into(),
+            language: Some("en".into()),
+            channels: 2,
+            codecs: "mp4a.40.2".into(),
+            bandwidth: 140_000,
+            average_bandwidth: 130_000,
+        };
+        let text = master_playlist(&[v], Some(&a));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[3],
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"English\",LANGUAGE=\"en\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio/index.m3u8\""
+        );
+        assert_eq!(
+            lines[4],
+            "#EXT-X-STREAM-INF:BANDWIDTH=940000,AVERAGE-BANDWIDTH=830000,RESOLUTION=640x360,CODECS=\"avc1.64001e,mp4a.40.2\",FRAME-RATE=25.000,AUDIO=\"aud\""
+        );
+    }
+
+    #[test]
+    fn media_playlist_is_exact() {
+        let text = media_playlist("init.mp4", &[("seg_00000.m4s".into(), 4.0), ("seg_00001.m4s".into(), 4.5)]);
+        assert!(text.contains("#EXT-X-TARGETDURATION:5\n"));
+        assert!(text.contains("#EXTINF:4.500000,\nseg_00001.m4s\n"));
+        let pl = parse_media_playlist(&text).unwrap();
+        assert!(pl.ended);
+        assert_eq!(pl.segments.len(), 2);
     }
 
     #[test]

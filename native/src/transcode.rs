@@ -11,6 +11,7 @@ use napi::Status;
 use napi_derive::napi;
 
 use crate::cancel::CancelToken;
+use crate::encode_audio::HlsAudioResult;
 use crate::error::{ErrorCode, MediaError, MediaResult};
 use crate::ffmpeg::{self, EncoderPref, HlsJob, HlsProgress, RungJob, RungOutput};
 use crate::playlist::{self, VariantEntry};
@@ -244,7 +245,7 @@ fn run(job: &HlsJob, cancel: &AtomicBool, on_progress: Option<&ProgressFn>) -> M
             .iter()
             .map(|r| read_back(r, &job.out_dir, Some(out.duration_sec)))
             .collect::<MediaResult<Vec<_>>>()?;
-        let master = playlist::master_playlist(&variant_entries(&renditions));
+        let master = playlist::master_playlist(&variant_entries(&renditions), None);
         let master_path = job.out_dir.join("master.m3u8");
         std::fs::write(&master_path, master).map_err(|e| MediaError::io(&format!("write {}", master_path.display()), &e))?;
         let duration_sec = renditions
@@ -280,9 +281,20 @@ pub fn transcode_to_hls<'env>(
     })
 }
 
-/// Master playlist text for finished renditions (e.g. a PARTIALLY_READY ladder).
+/// Master playlist text for finished renditions (e.g. a PARTIALLY_READY ladder),
+/// with the separate audio rendition when given.
 #[napi]
 #[allow(clippy::needless_pass_by_value)] // napi hands over owned values
-pub fn master_playlist(renditions: Vec<HlsRenditionResult>) -> String {
-    playlist::master_playlist(&variant_entries(&renditions))
+pub fn master_playlist(renditions: Vec<HlsRenditionResult>, audio: Option<HlsAudioResult>) -> String {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let entry = audio.map(|a| playlist::AudioEntry {
+        uri: a.playlist,
+        name: a.name,
+        language: a.language,
+        channels: a.channels,
+        codecs: a.codecs,
+        bandwidth: a.bandwidth as u64,
+        average_bandwidth: a.average_bandwidth as u64,
+    });
+    playlist::master_playlist(&variant_entries(&renditions), entry.as_ref())
 }

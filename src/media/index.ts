@@ -285,9 +285,14 @@ export async function transcodeToHls(opts: HlsOptions): Promise<HlsResult> {
   }
 }
 
-/** Master playlist text (RFC 8216) for a set of finished renditions, lowest bandwidth first. */
-export function masterPlaylistText(renditions: HlsRenditionResult[]): string {
-  return native().masterPlaylist(renditions);
+/**
+ * Master playlist text (RFC 8216) for a set of finished renditions, lowest
+ * bandwidth first. With `audio` (the separate rendition from encodeAudio), an
+ * `EXT-X-MEDIA TYPE=AUDIO,GROUP-ID="aud"` entry is added and every variant gets
+ * `AUDIO="aud"`, CODECS with mp4a and BANDWIDTH including the audio's.
+ */
+export function masterPlaylistText(renditions: HlsRenditionResult[], audio?: HlsAudioResult | null): string {
+  return native().masterPlaylist(renditions, audio ? { ...audio, language: audio.language ?? undefined } : undefined);
 }
 
 /**
@@ -295,10 +300,14 @@ export function masterPlaylistText(renditions: HlsRenditionResult[]): string {
  * ready so far, for PARTIALLY_READY), atomically (temp file + rename) so players
  * never read a half-written master. Returns the relative playlist name.
  */
-export async function writeMasterPlaylist(outDir: string, renditions: HlsRenditionResult[]): Promise<string> {
+export async function writeMasterPlaylist(
+  outDir: string,
+  renditions: HlsRenditionResult[],
+  audio?: HlsAudioResult | null,
+): Promise<string> {
   const target = path.join(outDir, 'master.m3u8');
   const tmp = `${target}.${process.pid}.${Date.now()}.tmp`;
-  await writeFile(tmp, masterPlaylistText(renditions));
+  await writeFile(tmp, masterPlaylistText(renditions, audio));
   await rename(tmp, target);
   return 'master.m3u8';
 }
@@ -475,4 +484,45 @@ export async function packageRendition(opts: PackageRenditionOptions): Promise<H
   } catch (err) {
     throw toMediaError(err);
   }
+}
+
+export interface HlsAudioResult {
+  /** EXT-X-MEDIA NAME: the language when tagged, else 'audio'. */
+  name: string;
+  language: string | null;
+  /** Output channels (always 2: surround is downmixed). */
+  channels: number;
+  sourceChannels: number;
+  sampleRate: number;
+  /** RFC 6381 from the encoder's AudioSpecificConfig, e.g. 'mp4a.40.2'. */
+  codecs: string;
+  bandwidth: number;
+  averageBandwidth: number;
+  durationSec: number;
+  /** Relative to outDir: 'audio/index.m3u8'. */
+  playlist: string;
+  segments: HlsSegmentInfo[];
+}
+
+export interface EncodeAudioOptions {
+  input: string;
+  /** The rendition is written to `outDir/audio/` (init.mp4, seg_NNNNN.m4s, index.m3u8). */
+  outDir: string;
+  segmentDurationSec: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * Encodes the source's first audio stream ONCE (AAC-LC, stereo, 48 kHz; 5.1 is
+ * downmixed) into an fMP4 HLS audio rendition on the segment grid, on the same
+ * timeline as packageRendition's video. Resolves null when there is no audio.
+ */
+export async function encodeAudio(opts: EncodeAudioOptions): Promise<HlsAudioResult | null> {
+  if (!opts.input || !opts.outDir) throw new TypeError('encodeAudio: input and outDir are required');
+  const seg = opts.segmentDurationSec;
+  if (!(seg >= 0.5 && seg <= 60)) throw new TypeError('encodeAudio: segmentDurationSec must be in [0.5, 60]');
+  const r = await withCancel(opts.signal, (token) =>
+    native().encodeAudio({ input: opts.input, outDir: opts.outDir, segmentDurationSec: seg }, token),
+  );
+  return r ? { ...r, language: r.language ?? null } : null;
 }

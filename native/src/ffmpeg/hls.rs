@@ -198,16 +198,16 @@ pub(super) fn open_video_encoder(name: &str, p: &VideoEncoderParams<'_>) -> Resu
     enc.open_as_with(codec, opts)
 }
 
-struct AudioChain {
-    stream: usize,
-    dec: ff::decoder::Audio,
-    graph: filter::Graph,
-    enc: encoder::Audio,
-    origin: i64,
-    codecs: String,
+pub(super) struct AudioChain {
+    pub(super) stream: usize,
+    pub(super) dec: ff::decoder::Audio,
+    pub(super) graph: filter::Graph,
+    pub(super) enc: encoder::Audio,
+    pub(super) origin: i64,
+    pub(super) codecs: String,
 }
 
-fn build_audio(ictx: &ff::format::context::Input, index: usize, origin_sec: f64, threads: u32) -> MediaResult<AudioChain> {
+pub(super) fn build_audio(ictx: &ff::format::context::Input, index: usize, origin_sec: f64, threads: u32) -> MediaResult<AudioChain> {
     let stream = ictx.stream(index).ok_or_else(|| MediaError::new(ErrorCode::Internal, "audio stream vanished"))?;
     let tb = stream.time_base();
     let mut ctx = codec::context::Context::from_parameters(stream.parameters())
@@ -407,7 +407,7 @@ fn drain_audio_encoder(audio: &mut AudioChain, rungs: &mut [Rung], pkt: &mut Pac
     }
 }
 
-fn hls_options(dir: &Path, segment_sec: f64) -> Dictionary<'static> {
+pub(super) fn hls_options(dir: &Path, segment_sec: f64) -> Dictionary<'static> {
     let mut o = Dictionary::new();
     o.set("hls_time", &format!("{segment_sec}"));
     o.set("hls_playlist_type", "vod");

@@ -1,6 +1,7 @@
 //! The only place that touches `ffmpeg-next` / libav*. Everything outside this
 //! module works with plain Rust types, so the FFmpeg surface stays auditable.
 
+mod audio;
 mod chunk;
 mod hls;
 mod input;
@@ -14,6 +15,7 @@ use std::sync::Once;
 
 pub use ffmpeg_next as ff;
 
+pub use audio::{run_audio, AudioJob};
 pub use hls::{run_hls, EncoderPref, HlsJob, HlsProgress, RungJob, RungOutput};
 pub use package::{run_package, PackageJob};
 pub use probe::probe_file;
