@@ -843,4 +843,5 @@ module.exports.packageRendition = nativeBinding.packageRendition
 module.exports.planChunks = nativeBinding.planChunks
 module.exports.probe = nativeBinding.probe
 module.exports.splitSource = nativeBinding.splitSource
+module.exports.thumbnails = nativeBinding.thumbnails
 module.exports.transcodeToHls = nativeBinding.transcodeToHls

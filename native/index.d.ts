@@ -218,6 +218,39 @@ export interface SplitSourceOptions {
   outDir: string
 }
 
+export interface StoryboardOptions {
+  intervalSec: number
+  columns: number
+  tileWidth: number
+}
+
+export interface StoryboardResult {
+  image: 'storyboard.jpg'
+  vtt: 'storyboard.vtt'
+  tiles: number
+  tileWidth: number
+  tileHeight: number
+  columns: number
+}
+
+/** Writes `outDir/poster.jpg` and, when asked, `storyboard.jpg` + `storyboard.vtt`. */
+export declare function thumbnails(options: ThumbnailsOptions, cancel: CancelToken): Promise<ThumbnailsResult>
+
+export interface ThumbnailsOptions {
+  input: string
+  outDir: string
+  /** Default: 10% into the video, at most 10 s. */
+  posterAtSec?: number
+  storyboard?: StoryboardOptions
+}
+
+export interface ThumbnailsResult {
+  poster: 'poster.jpg'
+  posterWidth: number
+  posterHeight: number
+  storyboard?: StoryboardResult
+}
+
 /** Decodes `options.input` once and writes an fMP4 HLS ladder under `options.outDir`. */
 export declare function transcodeToHls(options: NativeHlsOptions, cancel: CancelToken, onProgress?: ((p: HlsProgressEvent) => void) | undefined | null): Promise<HlsResult>
 

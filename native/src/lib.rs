@@ -15,6 +15,7 @@ mod package;
 mod playlist;
 mod probe;
 mod split;
+mod thumbnails;
 mod transcode;
 mod worker;
 
@@ -27,4 +28,5 @@ pub use model::{AudioInfo, ProbeResult, VideoInfo};
 pub use package::{package_rendition, PackageRenditionOptions};
 pub use probe::probe;
 pub use split::{split_source, SplitChunkFile, SplitSourceOptions};
+pub use thumbnails::{thumbnails, StoryboardOptions, StoryboardResult, ThumbnailsOptions, ThumbnailsResult};
 pub use transcode::{master_playlist, transcode_to_hls, HlsRenditionResult, HlsResult, HlsSegment, NativeHlsOptions, RenditionSpec};

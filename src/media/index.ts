@@ -526,3 +526,40 @@ export async function encodeAudio(opts: EncodeAudioOptions): Promise<HlsAudioRes
   );
   return r ? { ...r, language: r.language ?? null } : null;
 }
+
+export interface ThumbnailsOptions {
+  input: string;
+  outDir: string;
+  /** Default: 10% into the video, at most 10 s. */
+  posterAtSec?: number;
+  /** Sprite of `columns` x N tiles, one every `intervalSec`, `tileWidth` wide (display aspect). */
+  storyboard?: { intervalSec: number; columns: number; tileWidth: number };
+  signal?: AbortSignal;
+}
+
+export interface ThumbnailsResult {
+  poster: 'poster.jpg';
+  posterWidth: number;
+  posterHeight: number;
+  storyboard: {
+    image: 'storyboard.jpg';
+    vtt: 'storyboard.vtt';
+    tiles: number;
+    tileWidth: number;
+    tileHeight: number;
+    columns: number;
+  } | null;
+}
+
+/**
+ * Poster JPEG (display aspect, rotation applied, at most 720 px high) and, when
+ * asked, a storyboard sprite + WebVTT whose cues are `storyboard.jpg#xywh=x,y,w,h`.
+ * Files are written into `outDir` under the names in the result.
+ */
+export async function thumbnails(opts: ThumbnailsOptions): Promise<ThumbnailsResult> {
+  if (!opts.input || !opts.outDir) throw new TypeError('thumbnails: input and outDir are required');
+  const r = await withCancel(opts.signal, (token) =>
+    native().thumbnails({ input: opts.input, outDir: opts.outDir, posterAtSec: opts.posterAtSec, storyboard: opts.storyboard }, token),
+  );
+  return { ...r, storyboard: r.storyboard ?? null };
+}

@@ -8,6 +8,7 @@ mod input;
 mod package;
 mod probe;
 mod split;
+mod thumbs;
 
 use std::ffi::CStr;
 use std::os::raw::c_char;
@@ -20,6 +21,7 @@ pub use hls::{run_hls, EncoderPref, HlsJob, HlsProgress, RungJob, RungOutput};
 pub use package::{run_package, PackageJob};
 pub use probe::probe_file;
 pub use chunk::{run_chunk, ChunkJob};
+pub use thumbs::{run_thumbnails, ThumbJob};
 pub use split::{run_split, SplitRange};
 
 use crate::error::{ErrorCode, MediaError};
