@@ -1,16 +1,29 @@
-import { readFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-import { encodeChunk, planChunks, probe, splitSource } from '../../src/media/index.ts';
-import { countFrames, decodeErrors, makeClip, psnr, tempDir } from '../fixtures/generate.ts';
+import {
+  encodeAudio,
+  encodeChunk,
+  MediaError,
+  packageRendition,
+  planChunks,
+  probe,
+  splitSource,
+  thumbnails,
+  writeMasterPlaylist,
+  type HlsAudioResult,
+  type HlsRenditionResult,
+} from '../../src/media/index.ts';
+import { countFrames, decodeErrors, ffprobeJson, makeClip, psnr, tempDir } from '../fixtures/generate.ts';
 
 const LOW = [{ name: '240p', height: 240, videoBitrate: 400_000 }];
-
-function sha256(file: string): string {
-  return createHash('sha256').update(readFileSync(file)).digest('hex');
-}
+const LADDER = [
+  { name: '360p', height: 360, videoBitrate: 600_000 },
+  { name: '720p', height: 720, videoBitrate: 2_000_000 },
+];
+const SEG = 4;
 
 describe('splitSource', () => {
   const cases = [
@@ -48,4 +61,244 @@ describe('splitSource', () => {
       expect(total).toBe(countFrames(src));
     });
   }
+});
+
+// ---------------------------------------------------------------------------
+// Strict RFC 8216 checks for what the chunked pipeline writes.
+
+interface MediaPl {
+  target: number;
+  segments: Array<{ uri: string; dur: number }>;
+}
+
+function parseMediaPlaylist(file: string): MediaPl {
+  const lines = readFileSync(file, 'utf8').split('\n');
+  expect(lines.at(-1)).toBe('');
+  lines.pop();
+  expect(lines[0]).toBe('#EXTM3U');
+  const known = ['#EXT-X-VERSION:', '#EXT-X-TARGETDURATION:', '#EXT-X-MEDIA-SEQUENCE:', '#EXT-X-PLAYLIST-TYPE:', '#EXT-X-INDEPENDENT-SEGMENTS', '#EXT-X-MAP:', '#EXTINF:', '#EXT-X-ENDLIST'];
+  let target = NaN;
+  let pending: number | null = null;
+  const segments: MediaPl['segments'] = [];
+  for (const l of lines.slice(1)) {
+    if (l.startsWith('#')) expect(known.some((k) => l.startsWith(k)), `unknown tag ${l}`).toBe(true);
+    if (l.startsWith('#EXT-X-TARGETDURATION:')) target = Number(l.split(':')[1]);
+    if (l.startsWith('#EXTINF:')) {
+      expect(l).toMatch(/^#EXTINF:\d+\.\d{6},$/);
+      pending = Number(l.slice(8, -1));
+    }
+    if (!l.startsWith('#')) {
+      expect(pending, `URI ${l} without EXTINF`).not.toBeNull();
+      expect(existsSync(path.join(path.dirname(file), l))).toBe(true);
+      segments.push({ uri: l, dur: pending! });
+      pending = null;
+    }
+  }
+  expect(lines).toContain('#EXT-X-VERSION:7');
+  expect(lines).toContain('#EXT-X-PLAYLIST-TYPE:VOD');
+  expect(lines).toContain('#EXT-X-INDEPENDENT-SEGMENTS');
+  expect(lines).toContain('#EXT-X-MAP:URI="init.mp4"');
+  expect(existsSync(path.join(path.dirname(file), 'init.mp4'))).toBe(true);
+  expect(lines.at(-1)).toBe('#EXT-X-ENDLIST');
+  expect(Number.isInteger(target)).toBe(true);
+  for (const seg of segments) expect(Math.round(seg.dur)).toBeLessThanOrEqual(target);
+  expect(Math.max(...segments.map((x) => Math.ceil(x.dur - 1e-6)))).toBe(target);
+  return { target, segments };
+}
+
+function parseMaster(file: string): { media: Record<string, string>[]; variants: Array<Record<string, string> & { uri: string }> } {
+  const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
+  expect(lines.slice(0, 3)).toEqual(['#EXTM3U', '#EXT-X-VERSION:7', '#EXT-X-INDEPENDENT-SEGMENTS']);
+  const attrs = (list: string): Record<string, string> =>
+    Object.fromEntries([...list.matchAll(/([A-Z0-9-]+)=("[^"]*"|[^,]*)/g)].map((m) => [m[1]!, m[2]!.replace(/^"|"$/g, '')]));
+  const media: Record<string, string>[] = [];
+  const variants: Array<Record<string, string> & { uri: string }> = [];
+  for (let i = 3; i < lines.length; i++) {
+    const l = lines[i]!;
+    if (l.startsWith('#EXT-X-MEDIA:')) media.push(attrs(l.slice(13)));
+    else if (l.startsWith('#EXT-X-STREAM-INF:')) {
+      const uri = lines[++i]!;
+      expect(uri.startsWith('#')).toBe(false);
+      expect(existsSync(path.join(path.dirname(file), uri))).toBe(true);
+      variants.push({ ...attrs(l.slice(18)), uri });
+    } else throw new Error(`unexpected master line ${l}`);
+  }
+  return { media, variants };
+}
+
+function ffmpegErrors(input: string): string {
+  try {
+    execFileSync('ffmpeg', ['-hide_banner', '-v', 'error', '-i', input, '-map', '0', '-f', 'null', '-'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    return '';
+  } catch (err) {
+    return String((err as { stderr?: Buffer }).stderr ?? err);
+  }
+}
+
+interface PipelineOut {
+  root: string;
+  renditions: HlsRenditionResult[];
+  audio: HlsAudioResult | null;
+  chunks: number;
+}
+
+/** The chunked path as the worker runs it: each step could be on another host. */
+async function pipeline(src: string, target: number): Promise<PipelineOut> {
+  const p = await probe(src);
+  const chunks = planChunks(p, target);
+  const root = tempDir('pipeline-');
+  const splitDir = path.join(root, 'split');
+  const files = await splitSource({ input: src, chunks, outDir: splitDir });
+  const encDir = path.join(root, 'chunks');
+  const encoded = [];
+  for (const [i, chunk] of chunks.entries()) {
+    encoded.push(await encodeChunk({ input: path.join(splitDir, files[i]!.file), outDir: encDir, chunk, renditions: LADDER, preset: 'ultrafast', segmentDurationSec: SEG }));
+  }
+  const hls = path.join(root, 'hls');
+  const renditions = [];
+  for (const r of LADDER) {
+    const chunkFiles = encoded.map((e) => path.join(encDir, e.renditions.find((x) => x.rendition === r.name)!.file));
+    renditions.push(await packageRendition({ rendition: r.name, chunkFiles, outDir: path.join(hls, r.name), segmentDurationSec: SEG }));
+  }
+  const audio = await encodeAudio({ input: src, outDir: hls, segmentDurationSec: SEG });
+  await writeMasterPlaylist(hls, renditions, audio);
+  return { root: hls, renditions, audio, chunks: chunks.length };
+}
+
+async function checkPipeline(src: string, out: PipelineOut, withAudio: boolean): Promise<void> {
+  const p = await probe(src);
+  const fps = p.video!.avgFrameRate;
+  const frames = countFrames(src);
+  const master = path.join(out.root, 'master.m3u8');
+  const { media, variants } = parseMaster(master);
+  expect(variants.map((v) => v.uri)).toEqual(['360p/index.m3u8', '720p/index.m3u8']);
+  if (withAudio) {
+    expect(media).toEqual([expect.objectContaining({ TYPE: 'AUDIO', 'GROUP-ID': 'aud', URI: 'audio/index.m3u8', DEFAULT: 'YES' })]);
+    for (const v of variants) {
+      expect(v.AUDIO).toBe('aud');
+      expect(v.CODECS).toMatch(/^avc1\.[0-9a-f]{6},mp4a\.40\.2$/);
+    }
+  } else {
+    expect(media).toEqual([]);
+    for (const v of variants) expect(v.CODECS).toMatch(/^avc1\.[0-9a-f]{6}$/);
+  }
+  expect(ffmpegErrors(master)).toBe('');
+
+  const pls = out.renditions.map((r) => parseMediaPlaylist(path.join(out.root, r.playlist)));
+  // Aligned: same count and the same durations in every rendition.
+  for (const pl of pls.slice(1)) expect(pl.segments.map((x) => x.dur)).toEqual(pls[0]!.segments.map((x) => x.dur));
+  for (const [i, r] of out.renditions.entries()) {
+    expect(r.segments.map((x) => x.durationSec)).toEqual(pls[i]!.segments.map((x) => x.dur));
+    const total = r.segments.reduce((a, x) => a + x.durationSec, 0);
+    expect(Math.abs(total - frames / fps)).toBeLessThanOrEqual(1 / fps + 1e-6);
+    expect(countFrames(path.join(out.root, r.playlist))).toBe(frames);
+    for (const seg of r.segments) expect(seg.durationSec).toBeLessThanOrEqual(SEG + 1 / fps + 1e-6);
+    expect(r.bandwidth).toBeGreaterThanOrEqual(r.averageBandwidth);
+  }
+  // Every rendition's frames are the source's, in place: PSNR of the top rung against the source.
+  expect(psnr(path.join(out.root, '720p/index.m3u8'), src)).toBeGreaterThan(30);
+
+  const streams = ffprobeJson(master).streams;
+  const starts = (type: string): number[] => streams.filter((s) => s.codec_type === type).map((s) => Number(s.start_time));
+  if (withAudio) {
+    const a = out.audio!;
+    const pl = parseMediaPlaylist(path.join(out.root, a.playlist));
+    expect(pl.segments.map((x) => x.dur)).toEqual(a.segments.map((x) => x.durationSec));
+    const srcAudio = ffprobeJson(src).streams.find((s) => s.codec_type === 'audio')!;
+    expect(Math.abs(a.durationSec - Number(srcAudio.duration))).toBeLessThanOrEqual(1024 / 48000);
+    expect(Math.abs(a.durationSec - p.durationSec)).toBeLessThanOrEqual(1024 / 48000);
+    expect(a.codecs).toBe('mp4a.40.2');
+    const [v0, a0] = [Math.min(...starts('video')), Math.min(...starts('audio'))];
+    expect(Math.abs(v0 - a0)).toBeLessThan(0.05);
+  } else {
+    expect(out.audio).toBeNull();
+    expect(starts('audio')).toEqual([]);
+  }
+}
+
+describe('chunked pipeline: split -> encodeChunk -> packageRendition -> encodeAudio -> master', () => {
+  it('1280x720 20 s with B-frames and audio', async () => {
+    const src = makeClip({ durationSec: 20, width: 1280, height: 720, fps: 25, gop: 50, audio: true });
+    const out = await pipeline(src, 8);
+    expect(out.chunks).toBeGreaterThan(1);
+    await checkPipeline(src, out, true);
+    // PARTIALLY_READY: a master listing only the rungs finished so far.
+    await writeMasterPlaylist(out.root, out.renditions.slice(0, 1), out.audio);
+    expect(parseMaster(path.join(out.root, 'master.m3u8')).variants.map((v) => v.uri)).toEqual(['360p/index.m3u8']);
+    expect(ffmpegErrors(path.join(out.root, 'master.m3u8'))).toBe('');
+  });
+
+  it('sparse keyframes (chunks start mid-GOP)', async () => {
+    const src = makeClip({ durationSec: 12, width: 1280, height: 720, fps: 25, gop: 1000, audio: true });
+    expect((await probe(src)).keyframes).toEqual([0]);
+    const out = await pipeline(src, 4);
+    expect(out.chunks).toBe(3);
+    await checkPipeline(src, out, true);
+  });
+
+  it('no audio: null audio, master without an audio group (old signature)', async () => {
+    const src = makeClip({ durationSec: 8, width: 1280, height: 720, fps: 30, gop: 60 });
+    const out = await pipeline(src, 4);
+    await checkPipeline(src, out, false);
+    await writeMasterPlaylist(out.root, out.renditions);
+    expect(readFileSync(path.join(out.root, 'master.m3u8'), 'utf8')).not.toContain('AUDIO');
+  });
+
+  it('rejects chunks with different SPS/PPS (different settings) with ENCODER_ERROR', async () => {
+    const src = makeClip({ durationSec: 4, width: 640, height: 360, fps: 25, gop: 50 });
+    const chunks = planChunks(await probe(src), 2);
+    const dir = tempDir('mixed-');
+    const a = await encodeChunk({ input: src, outDir: dir, chunk: chunks[0]!, renditions: LOW, preset: 'ultrafast' });
+    const b = await encodeChunk({ input: src, outDir: path.join(dir, 'b'), chunk: chunks[1]!, renditions: LOW, preset: 'medium' });
+    const err = await packageRendition({
+      rendition: '240p',
+      chunkFiles: [path.join(dir, a.renditions[0]!.file), path.join(dir, 'b', b.renditions[0]!.file)],
+      outDir: path.join(dir, 'hls', '240p'),
+      segmentDurationSec: 4,
+    }).catch((e) => e);
+    expect(err).toBeInstanceOf(MediaError);
+    expect(err.code).toBe('ENCODER_ERROR');
+  });
+
+  it('splitSource rejects with ABORTED when the signal is already aborted', async () => {
+    const src = makeClip({ durationSec: 2 });
+    const chunks = planChunks(await probe(src), 10);
+    const err = await splitSource({ input: src, chunks, outDir: tempDir(), signal: AbortSignal.abort() }).catch((e) => e);
+    expect(err.code).toBe('ABORTED');
+  });
+});
+
+describe('thumbnails', () => {
+  it('poster at display aspect with rotation, storyboard sprite + WebVTT', async () => {
+    const src = makeClip({ durationSec: 7, width: 640, height: 360, rotate: 90 });
+    const outDir = tempDir('thumbs-');
+    const r = await thumbnails({ input: src, outDir, posterAtSec: 1, storyboard: { intervalSec: 2, columns: 3, tileWidth: 100 } });
+    expect(r).toMatchObject({ poster: 'poster.jpg', posterWidth: 360, posterHeight: 640 });
+    const dims = (f: string): [number, number] => {
+      const s = ffprobeJson(path.join(outDir, f)).streams[0]!;
+      return [Number(s.width), Number(s.height)];
+    };
+    expect(dims('poster.jpg')).toEqual([360, 640]);
+    expect(r.storyboard).toMatchObject({ image: 'storyboard.jpg', vtt: 'storyboard.vtt', tiles: 4, tileWidth: 100, tileHeight: 178, columns: 3 });
+    expect(dims('storyboard.jpg')).toEqual([300, 356]);
+    const vtt = readFileSync(path.join(outDir, 'storyboard.vtt'), 'utf8');
+    expect(vtt.startsWith('WEBVTT\n\n')).toBe(true);
+    const cues = [...vtt.matchAll(/(\d\d:\d\d:\d\d\.\d{3}) --> (\d\d:\d\d:\d\d\.\d{3})\nstoryboard\.jpg#xywh=(\d+),(\d+),(\d+),(\d+)/g)];
+    expect(cues.map((m) => m.slice(1).join(' '))).toEqual([
+      '00:00:00.000 00:00:02.000 0 0 100 178',
+      '00:00:02.000 00:00:04.000 100 0 100 178',
+      '00:00:04.000 00:00:06.000 200 0 100 178',
+      '00:00:06.000 00:00:07.000 0 178 100 178',
+    ]);
+    expect(decodeErrors(path.join(outDir, 'storyboard.jpg'))).toBe('');
+  });
+
+  it('poster only, default time', async () => {
+    const src = makeClip({ durationSec: 3, width: 640, height: 360 });
+    const outDir = tempDir('thumbs-');
+    const r = await thumbnails({ input: src, outDir });
+    expect(r.storyboard).toBeNull();
+    expect(existsSync(path.join(outDir, 'poster.jpg'))).toBe(true);
+    expect(existsSync(path.join(outDir, 'storyboard.jpg'))).toBe(false);
+  });
 });
