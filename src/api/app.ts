@@ -1,6 +1,7 @@
 // createApi(deps): one HTTP server on one port. Requests to the tus verbs under /v1/uploads go
 // straight to the tus handler (no body parser must touch them); everything else, including
 // `GET /v1/uploads/{id}` (JSON status), goes to fastify. Errors from both leave through toHttpError().
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Client as TemporalClient } from '@temporalio/client';
@@ -31,6 +32,8 @@ export interface ApiDeps {
 export interface Api {
   app: FastifyInstance;
   server: http.Server;
+  /** Routes registered with fastify (method, url), in order; tus verbs are served beside them. */
+  routes: { method: string; url: string }[];
   ctx: ApiContext;
   tus: TusHandle;
   /** Listens on host:port (default cfg.host:cfg.ports.api; 0 = any free port); returns the base URL. */
@@ -53,10 +56,16 @@ export function isTusRequest(method: string | undefined, url: string | undefined
 export async function createApi(deps: ApiDeps): Promise<Api> {
   const opts: ApiOptions = { ...apiOptionsFromEnv(), ...deps.options };
   const log = deps.logger;
+  let config = deps.config;
+  if (!config.playbackSecret) {
+    // Tokens signed with a per-process secret verify nowhere else: private videos will not play.
+    log.warn('VORA_PLAYBACK_SECRET is not set: private videos get tokens no gateway accepts');
+    config = { ...config, playbackSecret: randomBytes(32).toString('base64url') };
+  }
   // Each held lock (upload PATCH/HEAD, finalize) keeps one connection while it runs.
-  const lockPool = new pg.Pool({ connectionString: deps.config.postgres.url, max: 64 });
+  const lockPool = new pg.Pool({ connectionString: config.postgres.url, max: 64 });
   lockPool.on('error', () => {});
-  const ctx: ApiContext = { cfg: deps.config, pool: deps.pool, lockPool, s3: deps.s3, temporal: deps.temporal, log, opts };
+  const ctx: ApiContext = { cfg: config, pool: deps.pool, lockPool, s3: deps.s3, temporal: deps.temporal, log, opts };
   const tus = createTus(ctx);
 
   let fastifyHandler: http.RequestListener | null = null;
@@ -98,10 +107,16 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
       return reply
         .status(204)
         .header('Access-Control-Allow-Methods', 'GET, DELETE, OPTIONS')
-        .header('Access-Control-Allow-Headers', 'Content-Type')
+        .header('Access-Control-Allow-Headers', 'Content-Type, Authorization')
         .header('Access-Control-Max-Age', '86400')
         .send();
     }
+  });
+  // Every route fastify registers (the OpenAPI test checks each one is documented).
+  const routes: { method: string; url: string }[] = [];
+  ctx.routes = routes;
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) routes.push({ method: String(method), url: r.url });
   });
   registerRoutes(app, ctx);
   registerWeb(app, { config: deps.config }); // web app at / (web.ts), GET /v1/config
@@ -136,9 +151,10 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
   const api: Api = {
     app,
     server,
+    routes,
     ctx,
     tus,
-    async listen(port = deps.config.ports.api, host = deps.config.host) {
+    async listen(port = config.ports.api, host = config.host) {
       await app.listen({ port, host });
       const addr = server.address() as import('node:net').AddressInfo;
       reconcile(ctx).catch((err) => log.warn({ err }, 'startup reconcile failed'));

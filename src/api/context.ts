@@ -31,6 +31,8 @@ export interface ApiOptions {
   lockTimeoutMs: number;
   /** Cross-process upload lock in PostgreSQL (advisory lock), or in memory (one API process). */
   locker: 'postgres' | 'memory';
+  /** Lifetime of the playback token in a private video's URLs (VORA_PLAYBACK_TOKEN_TTL_SECONDS, 6 h). */
+  playbackTokenTtlSec: number;
 }
 
 export interface ApiContext {
@@ -45,6 +47,8 @@ export interface ApiContext {
   temporal: TemporalClient;
   log: Logger;
   opts: ApiOptions;
+  /** Every route fastify registered (createApi fills it; OpenAPI lists the ones under /v1/). */
+  routes?: { method: string; url: string }[];
 }
 
 const GiB = 1024 ** 3;
@@ -71,5 +75,6 @@ export function apiOptionsFromEnv(env: Record<string, string | undefined> = proc
     partSizeBytes: num(env, 'VORA_UPLOAD_PART_MIB', 8, 5) * MiB,
     lockTimeoutMs: 30_000,
     locker,
+    playbackTokenTtlSec: num(env, 'VORA_PLAYBACK_TOKEN_TTL_SECONDS', 6 * 3600, 1),
   };
 }

@@ -9,6 +9,8 @@ export const ERROR_STATUS = {
   BAD_REQUEST: 400,
   VALIDATION_FAILED: 400,
   INVALID_ID: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   INTERNAL: 500,
@@ -94,6 +96,7 @@ const TUS_CODES = new Map<unknown, ErrorCode>([
 function codeForStatus(status: number): ErrorCode {
   switch (status) {
     case 400: return 'BAD_REQUEST';
+    case 401: return 'UNAUTHORIZED';
     case 404: return 'NOT_FOUND';
     case 405: return 'METHOD_NOT_ALLOWED';
     case 409: return 'OFFSET_MISMATCH';

@@ -6,7 +6,11 @@
 //   2. stream the temp object, sha256 it; client's sha256 differs -> upload FAILED CHECKSUM_MISMATCH
 //   3. server-side copy to keys.source(videoId)         (same bytes to the same key: repeatable)
 //   4. ONE transaction: upload UPLOADED + video CREATED (video id derived from the upload id, so a
-//      second run inserts nothing: ON CONFLICT DO NOTHING)
+//      second run inserts nothing: ON CONFLICT DO NOTHING); the video takes the upload's owner and
+//      private flag
+//   (dedup=1 in the metadata: before 3, a live video of the same owner with this sha256 makes the
+//   upload UPLOADED with that video's id, and steps 3-6 are skipped: no video, no workflow, and the
+//   uploaded object is removed)
 //   5. start VideoProcessingWorkflow with a fixed workflow id (USE_EXISTING while it runs,
 //      REJECT_DUPLICATE after it closed: a repeated finish never starts a second one)
 //   6. video CREATED -> PROCESSING, only if still CREATED (the worker may have moved it already)
@@ -27,7 +31,7 @@ export function videoIdForUpload(uploadId: string): string {
   return `vid_${uploadId.slice('upl_'.length)}`;
 }
 
-type Finalized = { videoId: string; workflowStarted: boolean };
+type Finalized = { videoId: string; workflowStarted: boolean; deduplicated?: boolean };
 
 /**
  * Runs finalize for one upload at a time across processes (a PostgreSQL advisory lock on a
@@ -64,6 +68,11 @@ async function finalizeLocked(ctx: ApiContext, uploadId: string): Promise<Finali
   }
   if (row.status === 'EXPIRED') throw new ApiError('UPLOAD_GONE', `upload ${uploadId} expired`);
   const videoId = videoIdForUpload(uploadId);
+  if (row.status === 'UPLOADED' && row.dedup && row.video_id !== videoId) {
+    // Finished before as a duplicate: it made no video and starts no workflow.
+    if (!row.video_id) throw new ApiError('VIDEO_NOT_FOUND', `upload ${uploadId} resolved to a video that was deleted since`);
+    return { videoId: row.video_id, workflowStarted: false, deduplicated: true };
+  }
 
   if (row.status !== 'UPLOADED') {
     const tempKey = row.object_key!;
@@ -74,7 +83,7 @@ async function finalizeLocked(ctx: ApiContext, uploadId: string): Promise<Finali
       if (!isNotFound(err)) throw err;
       // Temp object gone but not UPLOADED: someone else finished concurrently? Look again.
       const again = await repo.getUpload(pool, uploadId);
-      if (again?.status === 'UPLOADED') return finishVideo(ctx, videoId);
+      if (again?.status === 'UPLOADED') return finalizeLocked(ctx, uploadId);
       throw new ApiError('UPLOAD_NOT_FOUND', `the bytes of upload ${uploadId} are not in the store`);
     }
     if (row.size !== null && Number(row.size) !== digest.size) {
@@ -87,17 +96,37 @@ async function finalizeLocked(ctx: ApiContext, uploadId: string): Promise<Finali
       log.warn({ uploadId }, message);
       throw new ApiError('CHECKSUM_MISMATCH', message);
     }
-    await copyObject(s3, cfg.s3.bucket, tempKey, keys.source(videoId), digest.size);
-    const status = await repo.completeUpload(pool, {
-      uploadId,
-      videoId,
-      size: digest.size,
-      sha256: digest.sha256,
-      sourceKey: keys.source(videoId),
-      workflowId: workflowIdFor(videoId),
-    });
+    const complete = async () => {
+      if (row.dedup && row.owner_key_id) {
+        const existing = await repo.findDuplicateVideo(pool, row.owner_key_id, digest.sha256, uploadId);
+        if (existing) {
+          const st = await repo.completeUploadAsDuplicate(pool, { uploadId, size: digest.size, sha256: digest.sha256, videoId: existing });
+          return { status: st, duplicateOf: existing };
+        }
+      }
+      await copyObject(s3, cfg.s3.bucket, tempKey, keys.source(videoId), digest.size);
+      const st = await repo.completeUpload(pool, {
+        uploadId,
+        videoId,
+        size: digest.size,
+        sha256: digest.sha256,
+        sourceKey: keys.source(videoId),
+        workflowId: workflowIdFor(videoId),
+      });
+      return { status: st, duplicateOf: null };
+    };
+    // Two dedup uploads of one file by one owner finishing at once: one makes the video, the other
+    // finds it (one lock per owner and digest).
+    const { status, duplicateOf } =
+      row.dedup && row.owner_key_id ? await withAdvisoryLock(ctx, `vora-dedup:${row.owner_key_id}:${digest.sha256}`, complete) : await complete();
     if (status !== 'UPLOADED') {
       throw new ApiError(status === 'EXPIRED' ? 'UPLOAD_GONE' : 'UPLOAD_FAILED', `upload ${uploadId} is ${status}`);
+    }
+    if (duplicateOf) {
+      // Nothing of this upload is kept: the existing video's source already has these bytes.
+      await deleteKeys(s3, cfg.s3.bucket, [tempKey]).catch((err) => log.warn({ err, uploadId }, 'could not delete temp object'));
+      log.info({ uploadId, videoId: duplicateOf, size: digest.size }, 'upload verified; duplicate of an existing video');
+      return { videoId: duplicateOf, workflowStarted: false, deduplicated: true };
     }
     // The verified copy is the source now; the temp bytes are not needed (the tus .info object
     // stays, so a HEAD still answers offset == length).
@@ -105,6 +134,20 @@ async function finalizeLocked(ctx: ApiContext, uploadId: string): Promise<Finali
     log.info({ uploadId, videoId, size: digest.size }, 'upload verified; video created');
   }
   return finishVideo(ctx, videoId);
+}
+
+async function withAdvisoryLock<T>(ctx: ApiContext, key: string, fn: () => Promise<T>): Promise<T> {
+  const client = await ctx.lockPool.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [key]);
+    try {
+      return await fn();
+    } finally {
+      await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [key]).catch(() => {});
+    }
+  } finally {
+    client.release();
+  }
 }
 
 async function finishVideo(ctx: ApiContext, videoId: string): Promise<Finalized> {

@@ -7,6 +7,7 @@ import { createPool } from '../common/db.ts';
 import { createLogger } from '../common/log.ts';
 import { createS3 } from '../common/s3.ts';
 import { createApi } from './app.ts';
+import { ensureBootstrapKey } from './auth.ts';
 import { ensureBucket } from './objects.ts';
 
 const cfg = loadConfig();
@@ -32,6 +33,10 @@ async function main() {
   await retry('minio', () => ensureBucket(s3, cfg.s3.bucket));
   const connection = await retry('temporal', () => Connection.connect({ address: cfg.temporal.address }));
   const temporal = new Client({ connection, namespace: cfg.temporal.namespace });
+
+  // The first start makes the stack's first API key (written to ${dataDir}/api-key, 0600).
+  const boot = await ensureBootstrapKey(pool, cfg.dataDir);
+  if (boot) log.info({ keyId: boot.id, file: boot.file }, `created API key ${boot.key} (saved to ${boot.file}); send it as "Authorization: Bearer <key>"`);
 
   const api = await createApi({ config: cfg, pool, s3, temporal, logger: log });
   const url = await api.listen();

@@ -2,6 +2,7 @@
 // (states.ts), so a move that is not allowed updates no row instead of going back; the trigger in
 // migrations/002_upload_transitions.sql refuses it as well.
 import type pg from 'pg';
+import { VIDEO_COLUMNS, type VideoRow } from '../common/video-view.ts';
 import { uploadSourcesFor, type UploadState, type VideoState } from './states.ts';
 
 type Db = pg.Pool | pg.PoolClient;
@@ -20,50 +21,43 @@ export interface UploadRow {
   error_message: string | null;
   created_at: Date;
   updated_at: Date;
+  owner_key_id: string | null;
+  private: boolean;
+  dedup: boolean;
+  dedup_video_id: string | null;
+  /** The upload's own video, or (dedup) the existing one it resolved to. */
   video_id: string | null;
 }
 
-export interface VideoRow {
-  video_id: string;
-  upload_id: string;
-  state: VideoState;
-  failure_code: string | null;
-  failure_message: string | null;
-  duration_sec: number | null;
-  source: unknown;
-  source_key: string;
-  workflow_id: string;
-  created_at: Date;
-  updated_at: Date;
-  created_text: string;
-}
-
-export interface RenditionRow {
-  video_id: string;
-  name: string;
-  state: string;
-  width: number | null;
-  height: number | null;
-  bandwidth: number | null;
-  attempts: number;
-  error: string | null;
-}
+export type { RenditionRow, VideoRow } from '../common/video-view.ts';
+export { getVideoRow as getVideo, renditionsFor } from '../common/video-view.ts';
 
 export async function insertUpload(
   db: Db,
-  u: { uploadId: string; size: number | null; filename: string | null; filetype: string | null; sha256: string | null; objectKey: string },
+  u: {
+    uploadId: string;
+    size: number | null;
+    filename: string | null;
+    filetype: string | null;
+    sha256: string | null;
+    objectKey: string;
+    ownerKeyId: string | null;
+    private: boolean;
+    dedup: boolean;
+  },
 ): Promise<void> {
   await db.query(
-    `INSERT INTO uploads (upload_id, status, size, filename, filetype, sha256_expected, object_key)
-     VALUES ($1, 'CREATED', $2, $3, $4, $5, $6)
+    `INSERT INTO uploads (upload_id, status, size, filename, filetype, sha256_expected, object_key, owner_key_id, private, dedup)
+     VALUES ($1, 'CREATED', $2, $3, $4, $5, $6, $7, $8, $9)
      ON CONFLICT (upload_id) DO NOTHING`,
-    [u.uploadId, u.size, u.filename, u.filetype, u.sha256, u.objectKey],
+    [u.uploadId, u.size, u.filename, u.filetype, u.sha256, u.objectKey, u.ownerKeyId, u.private, u.dedup],
   );
 }
 
 export async function getUpload(db: Db, uploadId: string): Promise<UploadRow | null> {
   const { rows } = await db.query<UploadRow>(
-    `SELECT u.*, v.video_id FROM uploads u LEFT JOIN videos v ON v.upload_id = u.upload_id WHERE u.upload_id = $1`,
+    `SELECT u.*, COALESCE(v.video_id, u.dedup_video_id) AS video_id
+       FROM uploads u LEFT JOIN videos v ON v.upload_id = u.upload_id WHERE u.upload_id = $1`,
     [uploadId],
   );
   return rows[0] ?? null;
@@ -130,9 +124,10 @@ export async function completeUpload(
       const cur = await getUpload(pool, u.uploadId);
       return cur?.status ?? null;
     }
+    // The video inherits its upload's owner and visibility.
     await client.query(
-      `INSERT INTO videos (video_id, upload_id, state, source_key, workflow_id)
-       VALUES ($1, $2, 'CREATED', $3, $4)
+      `INSERT INTO videos (video_id, upload_id, state, source_key, workflow_id, owner_key_id, private)
+       SELECT $1, $2, 'CREATED', $3, $4, owner_key_id, private FROM uploads WHERE upload_id = $2
        ON CONFLICT DO NOTHING`,
       [u.videoId, u.uploadId, u.sourceKey, u.workflowId],
     );
@@ -146,6 +141,36 @@ export async function completeUpload(
   }
 }
 
+/**
+ * Dedup: a live video (not FAILED; deleted ones have no row) of the same owner whose verified
+ * source has this sha256, oldest first. Null when there is none.
+ */
+export async function findDuplicateVideo(db: Db, ownerKeyId: string, sha256: string, exceptUploadId: string): Promise<string | null> {
+  const { rows } = await db.query<{ video_id: string }>(
+    `SELECT v.video_id FROM videos v JOIN uploads u ON u.upload_id = v.upload_id
+      WHERE u.status = 'UPLOADED' AND u.sha256_actual = $2 AND v.owner_key_id = $1 AND v.state <> 'FAILED'
+        AND u.upload_id <> $3
+      ORDER BY v.created_at LIMIT 1`,
+    [ownerKeyId, sha256, exceptUploadId],
+  );
+  return rows[0]?.video_id ?? null;
+}
+
+/** Dedup: the upload is verified and resolves to an existing video; it makes none of its own. */
+export async function completeUploadAsDuplicate(
+  db: Db,
+  u: { uploadId: string; size: number; sha256: string; videoId: string },
+): Promise<UploadState | null> {
+  const upd = await db.query<{ status: UploadState }>(
+    `UPDATE uploads SET status = 'UPLOADED', bytes_uploaded = $2, size = COALESCE(size, $2), sha256_actual = $3, dedup_video_id = $4
+      WHERE upload_id = $1 AND status = ANY($5)
+      RETURNING status`,
+    [u.uploadId, u.size, u.sha256, u.videoId, uploadSourcesFor('UPLOADED')],
+  );
+  if (upd.rowCount) return 'UPLOADED';
+  return (await getUpload(db, u.uploadId))?.status ?? null;
+}
+
 /** The workflow is started: CREATED -> PROCESSING, only if the worker has not moved it already. */
 export async function markProcessing(db: Db, videoId: string): Promise<void> {
   await db.query(`UPDATE videos SET state = 'PROCESSING', updated_at = now() WHERE video_id = $1 AND state = 'CREATED'`, [
@@ -153,21 +178,16 @@ export async function markProcessing(db: Db, videoId: string): Promise<void> {
   ]);
 }
 
-const VIDEO_COLUMNS = `video_id, upload_id, state, failure_code, failure_message, duration_sec, source, source_key,
-  workflow_id, created_at, updated_at, created_at::text AS created_text`;
-
-export async function getVideo(db: Db, videoId: string): Promise<VideoRow | null> {
-  const { rows } = await db.query<VideoRow>(`SELECT ${VIDEO_COLUMNS} FROM videos WHERE video_id = $1`, [videoId]);
-  return rows[0] ?? null;
-}
-
 /** Newest first; the cursor is the last row's (created_at, video_id), matching videos_created_idx. */
 export async function listVideos(
   db: Db,
-  q: { state?: VideoState; limit: number; after?: { createdAt: string; videoId: string } },
+  q: { state?: VideoState; limit: number; after?: { createdAt: string; videoId: string }; viewerKeyId?: string | null },
 ): Promise<VideoRow[]> {
   const params: unknown[] = [q.limit];
   const where: string[] = [];
+  // Private videos are listed to their owner only.
+  params.push(q.viewerKeyId ?? null);
+  where.push(`(NOT private OR owner_key_id = $${params.length})`);
   if (q.state) {
     params.push(q.state);
     where.push(`state = $${params.length}`);
@@ -182,18 +202,6 @@ export async function listVideos(
     params,
   );
   return rows;
-}
-
-export async function renditionsFor(db: Db, videoIds: string[]): Promise<Map<string, RenditionRow[]>> {
-  const out = new Map<string, RenditionRow[]>(videoIds.map((id) => [id, []]));
-  if (videoIds.length === 0) return out;
-  const { rows } = await db.query<RenditionRow>(
-    `SELECT video_id, name, state, width, height, bandwidth, attempts, error FROM renditions
-      WHERE video_id = ANY($1) ORDER BY video_id, height NULLS LAST, name`,
-    [videoIds],
-  );
-  for (const r of rows) out.get(r.video_id)?.push(r);
-  return out;
 }
 
 /** Removes the video, its renditions (cascade) and its upload row. */

@@ -8,6 +8,7 @@
 // Object layout: the tus id is `uploads/<uploadId>` (keys.uploadPrefix), so the store's objects are
 // `uploads/upl_….info`, `uploads/upl_…` (the multipart upload) and, between PATCHes that do not end
 // on a part boundary, `uploads/upl_….part`. URLs carry only `upl_…`.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import type http from 'node:http';
@@ -23,6 +24,7 @@ import { z } from 'zod';
 import { newUploadId } from '../common/ids.ts';
 import { keys } from '../common/keys.ts';
 import type { ApiContext } from './context.ts';
+import { requireApiKey, type ApiKey } from './auth.ts';
 import { ApiError, errorBody, toHttpError } from './errors.ts';
 import { finalizeUpload } from './finalize.ts';
 import { PgLocker } from './locker.ts';
@@ -35,7 +37,17 @@ export const uploadIdOfTusId = (tusId: string) => tusId.slice(keys.uploadPrefix.
 export const tusIdOf = (uploadId: string) => `${keys.uploadPrefix}${uploadId}`;
 export const UPLOAD_ID_RE = /^upl_[a-z2-7]{20}$/;
 
-/** Upload-Metadata: filename, filetype, optional sha256 (hex, the whole file's). */
+/** A yes/no Upload-Metadata key: `1`/`true` (or the key without a value) is yes, `0`/`false` no. */
+const flag = z
+  .enum(['1', 'true', '0', 'false'], { error: 'must be 1, true, 0 or false' })
+  .nullish()
+  .transform((v) => v === null || v === '1' || v === 'true');
+
+/**
+ * Upload-Metadata: filename, filetype, optional sha256 (hex, the whole file's), `private` (the
+ * video needs its owner's key to be seen; playback URLs carry a signed token) and `dedup` (on
+ * finish, a file identical to a live video of the same owner resolves to that video).
+ */
 export const uploadMetadataSchema = z.object({
   filename: z.string().max(1024).nullish(),
   filetype: z.string().max(255).nullish(),
@@ -44,6 +56,8 @@ export const uploadMetadataSchema = z.object({
     .regex(/^[0-9a-fA-F]{64}$/, 'sha256 must be 64 hex digits')
     .transform((s) => s.toLowerCase())
     .nullish(),
+  private: flag,
+  dedup: flag,
 });
 
 export function parseUploadMetadata(meta: Record<string, string | null> | undefined) {
@@ -51,7 +65,13 @@ export function parseUploadMetadata(meta: Record<string, string | null> | undefi
   if (!r.success) {
     throw new ApiError('INVALID_METADATA', r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
   }
-  return { filename: r.data.filename ?? null, filetype: r.data.filetype ?? null, sha256: r.data.sha256 ?? null };
+  return {
+    filename: r.data.filename ?? null,
+    filetype: r.data.filetype ?? null,
+    sha256: r.data.sha256 ?? null,
+    private: r.data.private,
+    dedup: r.data.dedup,
+  };
 }
 
 /** `Upload-Checksum: <algorithm> <base64 digest>` (tus checksum extension). */
@@ -66,6 +86,19 @@ export function parseChecksumHeader(value: string): { algorithm: (typeof CHECKSU
   const want = algorithm === 'sha1' ? 20 : 32;
   if (digest.length !== want) throw new ApiError('INVALID_CHECKSUM', `a ${algorithm} digest is ${want} bytes, got ${digest.length}`);
   return { algorithm: algorithm as (typeof CHECKSUM_ALGORITHMS)[number], digest: digest.toString('base64') };
+}
+
+/** The API key of the tus request being handled (set in handle(), read by the store and hooks). */
+const requestKey = new AsyncLocalStorage<ApiKey>();
+
+/** tus verbs that write: they need `Authorization: Bearer <key>` (HEAD and OPTIONS stay open). */
+export const TUS_WRITE_METHODS = new Set(['POST', 'PATCH', 'DELETE']);
+
+/** Needs a key: a writing verb, or any verb overridden to one (X-HTTP-Method-Override). */
+function isWrite(req: http.IncomingMessage): boolean {
+  const override = req.headers['x-http-method-override'];
+  const o = typeof override === 'string' ? override.trim().toUpperCase() : '';
+  return TUS_WRITE_METHODS.has(req.method ?? '') || TUS_WRITE_METHODS.has(o);
 }
 
 /** S3Store that keeps the uploads table in step with what is durably stored. */
@@ -88,6 +121,9 @@ class TrackedS3Store extends S3Store {
       filetype: meta.filetype,
       sha256: meta.sha256,
       objectKey: upload.id,
+      ownerKeyId: requestKey.getStore()?.id ?? null,
+      private: meta.private,
+      dedup: meta.dedup,
     });
     return created;
   }
@@ -157,7 +193,7 @@ export function createTus(ctx: ApiContext): TusHandle {
     maxSize: opts.maxUploadBytes,
     disableTerminationForFinishedUploads: true,
     allowedHeaders: ['Upload-Checksum'],
-    exposedHeaders: ['Upload-Expires', 'Tus-Checksum-Algorithm', 'Vora-Video-Id'],
+    exposedHeaders: ['Upload-Expires', 'Tus-Checksum-Algorithm', 'Vora-Video-Id', 'Vora-Deduplicated'],
     namingFunction: () => tusIdOf(newUploadId()),
     generateUrl: (_req, { path: p, id }) => `${p}/${uploadIdOfTusId(id)}`, // relative, bare upload id
     getFileIdFromRequest: (_req, lastPath) => (lastPath && UPLOAD_ID_RE.test(lastPath) ? tusIdOf(lastPath) : undefined),
@@ -167,17 +203,25 @@ export function createTus(ctx: ApiContext): TusHandle {
       return {};
     },
     async onIncomingRequest(req, id) {
-      if (req.method !== 'PATCH' && req.method !== 'HEAD') return;
+      // tus honours X-HTTP-Method-Override: the overriding method is the one that runs.
+      const method = req.headers.get('x-http-method-override')?.toUpperCase() ?? req.method;
+      if (method !== 'PATCH' && method !== 'HEAD' && method !== 'DELETE') return;
       const row = await repo.getUpload(ctx.pool, uploadIdOfTusId(id));
       if (!row) throw ERRORS.FILE_NOT_FOUND;
+      // Only the key that created an upload may write to it or terminate it.
+      const key = requestKey.getStore();
+      if (method !== 'HEAD' && row.owner_key_id && key?.id !== row.owner_key_id) {
+        throw new ApiError('FORBIDDEN', `upload ${row.upload_id} belongs to another API key`);
+      }
       if (row.status === 'EXPIRED') throw ERRORS.FILE_NO_LONGER_EXISTS;
-      if (row.status === 'FAILED' && req.method === 'PATCH') {
+      if (row.status === 'FAILED' && method === 'PATCH') {
         throw new ApiError(row.error_code === 'CHECKSUM_MISMATCH' ? 'CHECKSUM_MISMATCH' : 'UPLOAD_FAILED', row.error_message ?? 'the upload failed');
       }
     },
     async onUploadFinish(_req, upload) {
       const done = await finalizeUpload(ctx, uploadIdOfTusId(upload.id), 'wait');
-      return done ? { headers: { 'Vora-Video-Id': done.videoId } } : {};
+      if (!done) return {};
+      return { headers: { 'Vora-Video-Id': done.videoId, ...(done.deduplicated ? { 'Vora-Deduplicated': '1' } : {}) } };
     },
     onResponseError(_req, err) {
       const h = toHttpError(err);
@@ -200,13 +244,24 @@ export function createTus(ctx: ApiContext): TusHandle {
   function errorResponse(err: unknown): Response {
     const h = toHttpError(err);
     if (h.unexpected) log.error({ err }, 'tus request failed');
-    return new Response(JSON.stringify(errorBody(h.code, h.message)), {
-      status: h.status,
-      headers: { 'Tus-Resumable': '1.0.0', 'Access-Control-Allow-Origin': '*' },
-    });
+    const headers: Record<string, string> = { 'Tus-Resumable': '1.0.0', 'Access-Control-Allow-Origin': '*' };
+    if (h.status === 401) headers['WWW-Authenticate'] = 'Bearer realm="vora"';
+    return new Response(JSON.stringify(errorBody(h.code, h.message)), { status: h.status, headers });
   }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (!isWrite(req)) return handleAs(req, res);
+    let key: ApiKey;
+    try {
+      key = await requireApiKey(ctx.pool, req.headers);
+    } catch (err) {
+      if (!req.complete) req.resume(); // drain the body so the client reads the 401
+      return respond(res, errorResponse(err));
+    }
+    return requestKey.run(key, () => handleAs(req, res));
+  }
+
+  async function handleAs(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const checksum = req.headers['upload-checksum'];
     if (typeof checksum === 'string' && (req.method === 'PATCH' || req.method === 'POST')) {
       return handleWithChecksum(req, res, checksum);

@@ -1,6 +1,7 @@
 // `vora up | down | status`: the local stack's lifecycle.
 import fs from 'node:fs';
 import path from 'node:path';
+import { readApiKeyFile } from '../api/auth.ts';
 import { PORT_VARS, loadConfig } from '../common/config.ts';
 import { portOpen } from '../stack/ports.ts';
 import { Stack, StackError } from '../stack/supervisor.ts';
@@ -55,10 +56,17 @@ export async function up(): Promise<void> {
     throw err;
   }
   const c = stack.cfg;
+  const apiKey = readApiKeyFile(c.dataDir);
   process.stdout.write(
     [
       `[vora] stack up in ${((Date.now() - t0) / 1000).toFixed(1)}s — data in ${c.dataDir}, logs in ${path.join(c.dataDir, 'logs')}`,
       `  web app + API     ${c.apiUrl}`,
+      ...(apiKey
+        ? [
+            `  web app (signed in) ${c.apiUrl}/#key=${apiKey}`,
+            `  API key           ${apiKey}  (in ${path.join(c.dataDir, 'api-key')}; send "Authorization: Bearer <key>")`,
+          ]
+        : []),
       `  playback (Varnish) ${c.playbackUrl}/hls/{videoId}/master.m3u8`,
       `  gateway (origin)  ${c.gatewayUrl}`,
       `  Temporal Web UI   ${c.temporal.uiUrl}`,

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import cliProgress from 'cli-progress';
 import * as tus from 'tus-js-client';
+import { readApiKeyFile } from '../api/auth.ts';
 import { loadConfig } from '../common/config.ts';
 
 export class CliError extends Error {
@@ -21,8 +22,10 @@ interface Global {
 
 const apiBase = (g: Global) => (g.api ?? loadConfig().apiUrl).replace(/\/$/, '');
 
+/** VORA_API_KEY, else the key the local stack's API wrote to `${dataDir}/api-key`. */
 function authHeaders(): Record<string, string> {
-  return process.env.VORA_API_KEY ? { authorization: `Bearer ${process.env.VORA_API_KEY}` } : {};
+  const key = process.env.VORA_API_KEY || readApiKeyFile(loadConfig().dataDir);
+  return key ? { authorization: `Bearer ${key}` } : {};
 }
 
 async function call<T>(g: Global, method: string, p: string): Promise<T> {

@@ -50,6 +50,11 @@ export interface VoraConfig {
   /** Scratch space for the worker's local encode output before it is put to MinIO. */
   workDir: string;
   logLevel: string;
+  /**
+   * HMAC secret of private videos' playback tokens (src/common/playback-token.ts), shared by the API
+   * (signs) and the gateway (verifies). VORA_PLAYBACK_SECRET; the dev stack generates one.
+   */
+  playbackSecret: string;
 }
 
 export function loadConfig(env: Env = process.env): VoraConfig {
@@ -92,5 +97,6 @@ export function loadConfig(env: Env = process.env): VoraConfig {
     gatewayUrl: env.VORA_GATEWAY_URL ?? `http://${host}:${ports.gateway}`,
     workDir: path.resolve(env.VORA_WORK_DIR ?? path.join(dataDir, 'work')),
     logLevel: env.VORA_LOG_LEVEL ?? 'info',
+    playbackSecret: env.VORA_PLAYBACK_SECRET ?? '',
   };
 }

@@ -43,7 +43,10 @@ export interface StackOptions {
 }
 
 /** The resolved config as environment variables, so child processes see exactly this stack. */
-export function configEnv(cfg: VoraConfig, secrets: { minioUser: string; minioPassword: string }): Record<string, string> {
+export function configEnv(
+  cfg: VoraConfig,
+  secrets: { minioUser: string; minioPassword: string; playbackSecret?: string },
+): Record<string, string> {
   const env: Record<string, string> = {
     VORA_HOST: cfg.host,
     VORA_DATA_DIR: cfg.dataDir,
@@ -51,6 +54,8 @@ export function configEnv(cfg: VoraConfig, secrets: { minioUser: string; minioPa
     VORA_S3_SECRET_KEY: secrets.minioPassword,
     VORA_S3_BUCKET: cfg.s3.bucket,
     VORA_LOG_LEVEL: cfg.logLevel,
+    // Signs (api) and checks (gateway) private videos' playback tokens.
+    VORA_PLAYBACK_SECRET: cfg.playbackSecret || secrets.playbackSecret || '',
   };
   for (const [name, [variable]] of Object.entries(PORT_VARS)) env[variable] = String(cfg.ports[name as keyof typeof PORT_VARS]);
   return env;
@@ -85,6 +90,7 @@ export class Stack {
     }
     this.cfg.s3.accessKeyId = secrets.minioUser;
     this.cfg.s3.secretAccessKey = secrets.minioPassword;
+    this.cfg.playbackSecret ||= secrets.playbackSecret;
     this.ctx = { cfg: this.cfg, secrets, appEnv: configEnv(this.cfg, secrets) };
     this.log = opts.log ?? ((l) => process.stderr.write(`${l}\n`));
     this.services = SERVICES.filter((s) => !opts.only || opts.only.includes(s.name));

@@ -2,16 +2,21 @@
 // temp dir; no worker runs: workflows are started and stay RUNNING). tus-js-client uploads through
 // the real HTTP server started in-process by createApi().
 import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
 import * as tus from 'tus-js-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApi, type Api } from '../../src/api/app.ts';
+import { createApiKey, ensureBootstrapKey, readApiKeyFile, revokeApiKey } from '../../src/api/auth.ts';
 import { videoIdForUpload } from '../../src/api/finalize.ts';
 import { PgLocker } from '../../src/api/locker.ts';
 import { copyObject, ensureBucket, hashObject } from '../../src/api/objects.ts';
+import { uploadViewSchema, videoViewSchema } from '../../src/api/schemas.ts';
 import { loadConfig, type VoraConfig } from '../../src/common/config.ts';
+import { verifyPlaybackToken } from '../../src/common/playback-token.ts';
 import { createPool, type Pool } from '../../src/common/db.ts';
 import { newUploadId, workflowIdFor } from '../../src/common/ids.ts';
 import { keys } from '../../src/common/keys.ts';
@@ -32,6 +37,10 @@ let connection: Connection;
 let temporal: Client;
 let api: Api;
 let base: string;
+/** An API key made for the tests (createApiKey); writes send it. */
+let apiKey: string;
+let apiKeyId: string;
+const auth = (key = apiKey): Record<string, string> => ({ Authorization: `Bearer ${key}` });
 
 async function startApi(options: Parameters<typeof createApi>[0]['options'] = {}) {
   const a = await createApi({
@@ -47,12 +56,16 @@ async function startApi(options: Parameters<typeof createApi>[0]['options'] = {}
 
 beforeAll(async () => {
   svc = await startServices();
-  cfg = loadConfig({ ...svc.env, VORA_PLAYBACK_URL: 'http://127.0.0.1:1' });
+  cfg = loadConfig({ ...svc.env, VORA_PLAYBACK_URL: 'http://127.0.0.1:1', VORA_PLAYBACK_SECRET: 'api-test-secret' });
   pool = createPool(cfg);
   s3 = createS3(cfg);
   await ensureBucket(s3, cfg.s3.bucket);
   connection = await Connection.connect({ address: cfg.temporal.address });
   temporal = new Client({ connection, namespace: cfg.temporal.namespace });
+  // The first key comes from the start-up bootstrap (as in src/api/main.ts), written to the data dir.
+  const boot = await ensureBootstrapKey(pool, cfg.dataDir);
+  if (!boot) throw new Error('a fresh database must get a bootstrap key');
+  ({ key: apiKey, id: apiKeyId } = boot);
   ({ api, base } = await startApi());
 }, 180_000);
 
@@ -73,6 +86,7 @@ function tusUpload(data: Buffer, metadata: Record<string, string>, opts: TusOpts
       metadata: { filename: 'random.bin', filetype: 'application/octet-stream', ...metadata },
       chunkSize: 8 * MiB,
       retryDelays: [0, 200, 500],
+      headers: auth(),
       onError: reject,
       onSuccess: () => resolve({ uploadId: upload.url!.split('/').pop()!, upload }),
       ...opts,
@@ -91,7 +105,7 @@ async function tusCreate(length: number | 'defer', metadata = 'filename dGVzdA==
   const res = await fetch(`${base}/v1/uploads`, {
     method: 'POST',
     headers: {
-      'Tus-Resumable': '1.0.0',
+      'Tus-Resumable': '1.0.0', ...auth(),
       ...(length === 'defer' ? { 'Upload-Defer-Length': '1' } : { 'Upload-Length': String(length) }),
       'Upload-Metadata': metadata,
     },
@@ -102,14 +116,14 @@ async function tusCreate(length: number | 'defer', metadata = 'filename dGVzdA==
 async function tusPatch(url: string, offset: number, body: Buffer, headers: Record<string, string> = {}) {
   const res = await fetch(new URL(url, base), {
     method: 'PATCH',
-    headers: { 'Tus-Resumable': '1.0.0', 'Upload-Offset': String(offset), 'Content-Type': 'application/offset+octet-stream', ...headers },
+    headers: { 'Tus-Resumable': '1.0.0', ...auth(), 'Upload-Offset': String(offset), 'Content-Type': 'application/offset+octet-stream', ...headers },
     body,
   });
   return { status: res.status, offset: res.headers.get('upload-offset'), body: await res.text(), headers: res.headers };
 }
 
 async function tusHead(url: string) {
-  const res = await fetch(new URL(url, base), { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } });
+  const res = await fetch(new URL(url, base), { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0', ...auth() } });
   return { status: res.status, offset: res.headers.get('upload-offset'), length: res.headers.get('upload-length') };
 }
 
@@ -136,6 +150,141 @@ async function objectExists(key: string): Promise<boolean> {
     return false;
   }
 }
+
+describe('API keys', () => {
+  it('the bootstrap key is written to ${dataDir}/api-key (0600) once; hashed in the table', async () => {
+    const file = path.join(cfg.dataDir, 'api-key');
+    expect(readApiKeyFile(cfg.dataDir)).toBe(apiKey);
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    expect(await ensureBootstrapKey(pool, cfg.dataDir)).toBeNull(); // keys exist: nothing new
+    const { rows } = await pool.query('SELECT hash FROM api_keys WHERE id = $1', [apiKeyId]);
+    expect(rows[0].hash).toBe(sha256(Buffer.from(apiKey)));
+  });
+
+  it('tus writes need a live key (401 JSON); HEAD, OPTIONS and GET stay open', async () => {
+    const create = (headers: Record<string, string>) =>
+      fetch(`${base}/v1/uploads`, { method: 'POST', headers: { 'Tus-Resumable': '1.0.0', 'Upload-Length': '10', ...headers } });
+    const none = await create({});
+    expect(none.status).toBe(401);
+    expect(none.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    expect(((await none.json()) as any).error.code).toBe('UNAUTHORIZED');
+    const revoked = await createApiKey(pool, 'revoked');
+    await revokeApiKey(pool, revoked.id);
+    for (const h of [auth('vora_' + 'x'.repeat(43)), auth(revoked.key), { Authorization: 'Basic abc' }]) {
+      const r = await create(h);
+      expect(r.status).toBe(401);
+      expect(((await r.json()) as any).error.code).toBe('UNAUTHORIZED');
+    }
+    // an upload made with the key: PATCH/DELETE without it are 401, even when overridden from HEAD
+    const c = await tusCreate(10);
+    expect(c.status).toBe(201);
+    const url = new URL(c.location!, base);
+    const p = await fetch(url, { method: 'PATCH', headers: { 'Tus-Resumable': '1.0.0', 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream' }, body: Buffer.alloc(10) });
+    expect(p.status).toBe(401);
+    const sneaky = await fetch(url, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0', 'X-HTTP-Method-Override': 'DELETE' } });
+    expect(sneaky.status).toBe(401);
+    expect((await tusHead(c.location!)).status).toBe(200);
+    const uploadId = c.location!.split('/').pop()!;
+    expect((await json(`/v1/uploads/${uploadId}`)).body.status).toBe('CREATED');
+    expect((await fetch(`${base}/v1/uploads`, { method: 'OPTIONS' })).status).toBe(204);
+  });
+
+  it("another key may not write to or terminate someone else's upload (403)", async () => {
+    const other = await createApiKey(pool, 'other');
+    const c = await tusCreate(10);
+    const patch = await tusPatch(c.location!, 0, Buffer.alloc(10), auth(other.key));
+    expect(patch.status).toBe(403);
+    expect(JSON.parse(patch.body).error.code).toBe('FORBIDDEN');
+    const del = await fetch(new URL(c.location!, base), { method: 'DELETE', headers: { 'Tus-Resumable': '1.0.0', ...auth(other.key) } });
+    expect(del.status).toBe(403);
+    expect((await tusPatch(c.location!, 0, Buffer.alloc(10))).status).toBe(204);
+  });
+
+  it('an upload records its key as the owner of the upload and of the video', async () => {
+    const { uploadId } = await tusUpload(randomBytes(2000), {});
+    const { rows } = await pool.query(
+      'SELECT u.owner_key_id AS u, v.owner_key_id AS v FROM uploads u JOIN videos v ON v.upload_id = u.upload_id WHERE u.upload_id = $1',
+      [uploadId],
+    );
+    expect(rows[0]).toEqual({ u: apiKeyId, v: apiKeyId });
+    const st = await json(`/v1/uploads/${uploadId}`);
+    expect(uploadViewSchema.parse(st.body)).toEqual(st.body);
+    const v = await json(`/v1/videos/${st.body.videoId}`);
+    expect(videoViewSchema.parse(v.body)).toEqual(v.body);
+  });
+});
+
+describe('private videos', () => {
+  it("need their owner's key; the playback URL carries a token the gateway can verify", async () => {
+    const { uploadId } = await tusUpload(randomBytes(3000), { private: '1' });
+    const videoId = videoIdForUpload(uploadId);
+    expect((await json(`/v1/uploads/${uploadId}`)).body).toMatchObject({ status: 'UPLOADED', videoId, private: true });
+    expect((await pool.query('SELECT private FROM videos WHERE video_id = $1', [videoId])).rows[0].private).toBe(true);
+
+    expect(await json(`/v1/videos/${videoId}`)).toMatchObject({ status: 401, body: { error: { code: 'UNAUTHORIZED' } } });
+    const other = await createApiKey(pool, 'stranger');
+    expect(await json(`/v1/videos/${videoId}`, { headers: auth(other.key) })).toMatchObject({ status: 403, body: { error: { code: 'FORBIDDEN' } } });
+    expect(await json(`/v1/videos/${videoId}/analytics`)).toMatchObject({ status: 401 });
+    const mine = await json(`/v1/videos/${videoId}`, { headers: auth() });
+    expect(mine.body).toMatchObject({ videoId, private: true, playbackUrl: null });
+
+    await pool.query(`UPDATE videos SET state = 'READY' WHERE video_id = $1`, [videoId]);
+    const ready = await json(`/v1/videos/${videoId}`, { headers: auth() });
+    const url = new URL(ready.body.playbackUrl);
+    expect(`${url.origin}${url.pathname}`).toBe(`${cfg.playbackUrl}/hls/${videoId}/master.m3u8`);
+    const token = url.searchParams.get('token')!;
+    const now = Math.floor(Date.now() / 1000);
+    expect(verifyPlaybackToken(cfg.playbackSecret, token, videoId, now)).toBe(true);
+    expect(verifyPlaybackToken(cfg.playbackSecret, token, videoId, now + 6 * 3600 + 60)).toBe(false); // ~6 h
+    expect(verifyPlaybackToken(cfg.playbackSecret, token, `vid_${'c'.repeat(20)}`, now)).toBe(false);
+
+    // listed to the owner only
+    const anon = await json('/v1/videos?limit=100');
+    expect(anon.body.videos.map((v: any) => v.videoId)).not.toContain(videoId);
+    const owner = await json('/v1/videos?limit=100', { headers: auth() });
+    expect(owner.body.videos.map((v: any) => v.videoId)).toContain(videoId);
+    // and deleted by the owner only
+    expect((await fetch(`${base}/v1/videos/${videoId}`, { method: 'DELETE', headers: auth(other.key) })).status).toBe(403);
+  });
+});
+
+describe('dedup', () => {
+  it('dedup=1: the same file again by the same owner answers with the existing video; nothing new is made', async () => {
+    const data = randomBytes(9 * MiB + 77);
+    const first = await tusUpload(data, { sha256: sha256(data), dedup: '1' });
+    const videoId = videoIdForUpload(first.uploadId);
+    expect((await json(`/v1/uploads/${first.uploadId}`)).body).toMatchObject({ status: 'UPLOADED', videoId, deduplicated: false });
+
+    let finishHeaders: Record<string, string | undefined> = {};
+    const second = await tusUpload(data, { sha256: sha256(data), dedup: '1' }, {
+      onAfterResponse(req, res) {
+        if (req.getMethod() === 'PATCH') finishHeaders = { video: res.getHeader('Vora-Video-Id'), dedup: res.getHeader('Vora-Deduplicated') };
+      },
+    });
+    expect(finishHeaders).toEqual({ video: videoId, dedup: '1' });
+    const st = await json(`/v1/uploads/${second.uploadId}`);
+    expect(st.body).toMatchObject({ status: 'UPLOADED', videoId, deduplicated: true, bytesUploaded: data.length });
+    const own = videoIdForUpload(second.uploadId);
+    expect(await videoCountForUpload(second.uploadId)).toBe(0);
+    expect(await objectExists(keys.source(own))).toBe(false);
+    expect(await objectExists(`${keys.uploadPrefix}${second.uploadId}`)).toBe(false);
+    await expect(temporal.workflow.getHandle(workflowIdFor(own)).describe()).rejects.toThrow();
+    // a repeated finish keeps answering the existing video
+    expect(await api.finalize(second.uploadId)).toMatchObject({ videoId, deduplicated: true, workflowStarted: false });
+    expect(await videoCountForUpload(second.uploadId)).toBe(0);
+
+    // without dedup=1, or by another key, or once the existing video FAILED: a new video
+    const plain = await tusUpload(data, { sha256: sha256(data) });
+    expect((await json(`/v1/uploads/${plain.uploadId}`)).body.videoId).toBe(videoIdForUpload(plain.uploadId));
+    const other = await createApiKey(pool, 'dedup-other');
+    const theirs = await tusUpload(data, { dedup: '1' }, { headers: auth(other.key) });
+    expect((await json(`/v1/uploads/${theirs.uploadId}`)).body.videoId).toBe(videoIdForUpload(theirs.uploadId));
+    await pool.query(`UPDATE videos SET state = 'FAILED' WHERE video_id IN ($1, $2)`, [videoId, videoIdForUpload(plain.uploadId)]);
+    const after = await tusUpload(data, { dedup: '1' });
+    expect((await json(`/v1/uploads/${after.uploadId}`)).body).toMatchObject({ videoId: videoIdForUpload(after.uploadId), deduplicated: false });
+    expect(await videoCountForUpload(after.uploadId)).toBe(1);
+  });
+});
 
 describe('tus protocol surface', () => {
   it('OPTIONS advertises version, extensions, max size and checksum algorithms', async () => {
@@ -172,7 +321,7 @@ describe('tus protocol surface', () => {
   });
 
   it('requires Tus-Resumable (412, JSON error)', async () => {
-    const res = await fetch(`${base}/v1/uploads`, { method: 'POST', headers: { 'Upload-Length': '5' } });
+    const res = await fetch(`${base}/v1/uploads`, { method: 'POST', headers: { 'Upload-Length': '5', ...auth() } });
     expect(res.status).toBe(412);
     expect(res.headers.get('content-type')).toMatch(/application\/json/);
   });
@@ -215,7 +364,7 @@ describe('tus protocol surface', () => {
     const res = await fetch(`${base}/v1/uploads`, {
       method: 'POST',
       headers: {
-        'Tus-Resumable': '1.0.0',
+        'Tus-Resumable': '1.0.0', ...auth(),
         'Upload-Length': String(data.length),
         'Upload-Metadata': `sha256 ${Buffer.from(sha256(data)).toString('base64')}`,
         'Content-Type': 'application/offset+octet-stream',
@@ -233,7 +382,7 @@ describe('tus protocol surface', () => {
     const data = randomBytes(2048);
     const c = await tusCreate('defer');
     expect(c.status).toBe(201);
-    const h = await fetch(new URL(c.location!, base), { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } });
+    const h = await fetch(new URL(c.location!, base), { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0', ...auth() } });
     expect(h.headers.get('upload-defer-length')).toBe('1');
     const p = await tusPatch(c.location!, 0, data, { 'Upload-Length': String(data.length) });
     expect(p.status).toBe(204);
@@ -244,7 +393,7 @@ describe('tus protocol surface', () => {
   it('termination: DELETE removes an unfinished upload and marks it FAILED', async () => {
     const c = await tusCreate(100);
     await tusPatch(c.location!, 0, randomBytes(10));
-    const del = await fetch(new URL(c.location!, base), { method: 'DELETE', headers: { 'Tus-Resumable': '1.0.0' } });
+    const del = await fetch(new URL(c.location!, base), { method: 'DELETE', headers: { 'Tus-Resumable': '1.0.0', ...auth() } });
     expect(del.status).toBe(204);
     expect((await tusHead(c.location!)).status).toBe(404);
     const st = await json(`/v1/uploads/${c.location!.split('/').pop()}`);
@@ -272,6 +421,8 @@ describe('upload -> video -> workflow', () => {
       error: null,
       filename: 'random.bin',
       filetype: 'application/octet-stream',
+      private: false,
+      deduplicated: false,
       createdAt: expect.any(String),
       updatedAt: expect.any(String),
       expiresAt: null,
@@ -341,13 +492,13 @@ describe('upload -> video -> workflow', () => {
 
   it('DELETE /v1/videos/{id} removes objects and rows (cache purge failure tolerated)', async () => {
     await s3.send(new PutObjectCommand({ Bucket: cfg.s3.bucket, Key: keys.hls(videoId, 'master.m3u8'), Body: '#EXTM3U\n' }));
-    const del = await fetch(`${base}/v1/videos/${videoId}`, { method: 'DELETE' });
+    const del = await fetch(`${base}/v1/videos/${videoId}`, { method: 'DELETE', headers: auth() });
     expect(del.status).toBe(204);
     expect(await objectExists(keys.source(videoId))).toBe(false);
     expect(await objectExists(keys.hls(videoId, 'master.m3u8'))).toBe(false);
     expect((await json(`/v1/videos/${videoId}`)).body.error.code).toBe('VIDEO_NOT_FOUND');
     expect((await json(`/v1/uploads/${uploadId}`)).status).toBe(404);
-    expect((await fetch(`${base}/v1/videos/${videoId}`, { method: 'DELETE' })).status).toBe(404);
+    expect((await fetch(`${base}/v1/videos/${videoId}`, { method: 'DELETE', headers: auth() })).status).toBe(404);
   });
 });
 
@@ -407,7 +558,7 @@ describe('REST', () => {
       v, u, keys.source(v), workflowIdFor(v),
     ]);
     await pool.query(`INSERT INTO renditions (video_id, name) VALUES ($1, '360p')`, [v]);
-    expect((await fetch(`${base}/v1/videos/${v}`, { method: 'DELETE' })).status).toBe(204);
+    expect((await fetch(`${base}/v1/videos/${v}`, { method: 'DELETE', headers: auth() })).status).toBe(204);
     expect((await pool.query('SELECT 1 FROM renditions WHERE video_id = $1', [v])).rowCount).toBe(0);
     expect((await pool.query('SELECT 1 FROM uploads WHERE upload_id = $1', [u])).rowCount).toBe(0);
   });
@@ -573,7 +724,7 @@ describe('resume, locks, expiry, reconcile', () => {
       });
       const hung = fetch(new URL(c.location!, base), {
         method: 'PATCH',
-        headers: { 'Tus-Resumable': '1.0.0', 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream' },
+        headers: { 'Tus-Resumable': '1.0.0', ...auth(), 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream' },
         body: stalled,
         duplex: 'half',
       } as RequestInit).catch((e) => e);
@@ -585,7 +736,7 @@ describe('resume, locks, expiry, reconcile', () => {
       expect(mid.body).toMatchObject({ status: 'UPLOADING', bytesUploaded: MiB, size: 10 * MiB });
       expect(Date.parse(mid.body.expiresAt)).toBeGreaterThan(Date.now());
       const t0 = Date.now();
-      const head = await fetch(new URL(c.location!, other.base), { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } });
+      const head = await fetch(new URL(c.location!, other.base), { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0', ...auth() } });
       expect(head.status).toBe(200);
       // tus lets the holder drain for lockDrainTimeout (3 s) before it is cut
       expect(Date.now() - t0).toBeLessThan(10_000);
@@ -602,14 +753,14 @@ describe('resume, locks, expiry, reconcile', () => {
     try {
       const c = await fetch(`${short.base}/v1/uploads`, {
         method: 'POST',
-        headers: { 'Tus-Resumable': '1.0.0', 'Upload-Length': '100' },
+        headers: { 'Tus-Resumable': '1.0.0', ...auth(), 'Upload-Length': '100' },
       });
       expect(c.status).toBe(201);
       expect(c.headers.get('upload-expires')).toBeTruthy();
       const loc = c.headers.get('location')!;
       await fetch(new URL(loc, short.base), {
         method: 'PATCH',
-        headers: { 'Tus-Resumable': '1.0.0', 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream' },
+        headers: { 'Tus-Resumable': '1.0.0', ...auth(), 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream' },
         body: randomBytes(10),
       });
       const uploadId = loc.split('/').pop()!;
@@ -621,7 +772,7 @@ describe('resume, locks, expiry, reconcile', () => {
       const st = await json(`/v1/uploads/${uploadId}`);
       expect(st.body).toMatchObject({ status: 'EXPIRED', error: { code: 'UPLOAD_EXPIRED' } });
       expect(await objectExists(`${keys.uploadPrefix}${uploadId}.info`)).toBe(false);
-      const head = await fetch(new URL(loc, short.base), { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } });
+      const head = await fetch(new URL(loc, short.base), { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0', ...auth() } });
       expect(head.status).toBe(410);
       const patch = await tusPatch(loc, 10, Buffer.from('x'));
       expect(patch.status).toBe(410);

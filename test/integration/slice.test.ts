@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { createClickhouse, quoteString } from '../../src/analytics/clickhouse.ts';
 import { makeClip } from '../fixtures/generate.ts';
-import { getJson, sha256File, stackConfig, tusUpload, until } from '../support/client.ts';
+import { authHeaders, getJson, sha256File, stackConfig, tusUpload, until } from '../support/client.ts';
 
 const run = promisify(execFile);
 
@@ -16,7 +16,7 @@ describe('one video from upload to playback', () => {
   it('uploads, processes, plays through Varnish, and records an event', async () => {
     const durationSec = 6;
     const file = await makeClip({ durationSec, width: 1280, height: 720, fps: 30, audio: true });
-    const uploadId = await tusUpload(cfg.apiUrl, file, { metadata: { sha256: sha256File(file) } });
+    const uploadId = await tusUpload(cfg.apiUrl, file, { metadata: { sha256: sha256File(file) }, headers: authHeaders() });
 
     const upload = await until('upload UPLOADED with a video', async () => {
       const { body } = await getJson(`${cfg.apiUrl}/v1/uploads/${uploadId}`);

@@ -34,7 +34,19 @@ export function sha256File(file: string): string {
   return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
-/** Uploads a file through TUS; resolves with the upload id (the last path segment of its URL). */
+/** The stack's API key (the harness reads it from the data dir after the stack is up). */
+export function apiKey(): string {
+  const key = inject('stackEnv').VORA_API_KEY;
+  if (!key) throw new Error('stackEnv has no VORA_API_KEY (test/support/global-setup.ts reads it from the data dir)');
+  return key;
+}
+
+/** `Authorization: Bearer <key>` for the API's write endpoints. */
+export function authHeaders(key = apiKey()): Record<string, string> {
+  return { Authorization: `Bearer ${key}` };
+}
+
+/** Uploads a file through TUS (with the stack's key unless headers say otherwise); resolves with the upload id. */
 export function tusUpload(
   apiUrl: string,
   file: string,
@@ -46,11 +58,17 @@ export function tusUpload(
       endpoint: `${apiUrl}/v1/uploads`,
       metadata: { filename: 'clip.mp4', filetype: 'video/mp4', ...opts.metadata },
       chunkSize: opts.chunkSize ?? 8 * 1024 * 1024,
-      headers: opts.headers,
+      headers: opts.headers ?? authHeaders(),
       retryDelays: [0, 200, 500, 1000],
       onError: reject,
       onSuccess: () => resolve(upload.url!.split('/').pop()!),
     });
     upload.start();
   });
+}
+
+/** Stops, kills or starts one service of the harness's stack (and waits until it is done/ready). */
+export async function controlService(name: string, op: 'stop' | 'start' | 'kill'): Promise<void> {
+  const res = await fetch(`${inject('stackEnv').VORA_TEST_CONTROL_URL}/services/${name}/${op}`, { method: 'POST' });
+  if (res.status !== 204) throw new Error(`${op} ${name}: ${res.status} ${await res.text()}`);
 }

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
+import { readApiKeyFile } from '../../src/api/auth.ts';
 import { PORT_VARS } from '../../src/common/config.ts';
 import { freePort } from '../../src/stack/ports.ts';
 import { Stack } from '../../src/stack/supervisor.ts';
@@ -23,7 +24,10 @@ export default async function setup(project: TestProject) {
   const t0 = Date.now();
   await stack.start();
   process.stderr.write(`[harness] stack up in ${((Date.now() - t0) / 1000).toFixed(1)}s, data in ${dataDir}\n`);
-  project.provide('stackEnv', { ...env, ...stack.env });
+  // The API wrote its first key to the data dir on start; tests send it (stackEnv.VORA_API_KEY).
+  const apiKey = readApiKeyFile(dataDir);
+  if (!apiKey) throw new Error(`the API wrote no key to ${path.join(dataDir, 'api-key')}`);
+  project.provide('stackEnv', { ...env, ...stack.env, VORA_API_KEY: apiKey });
   return async () => {
     await stack.stop();
     if (process.env.VORA_KEEP_TEST_DATA) process.stderr.write(`[harness] kept ${dataDir}\n`);

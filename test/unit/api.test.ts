@@ -89,8 +89,10 @@ describe('tus request parsing', () => {
       filename: 'a.mp4',
       filetype: 'video/mp4',
       sha256: hex.toLowerCase(),
+      private: false,
+      dedup: false,
     });
-    expect(parseUploadMetadata(undefined)).toEqual({ filename: null, filetype: null, sha256: null });
+    expect(parseUploadMetadata(undefined)).toEqual({ filename: null, filetype: null, sha256: null, private: false, dedup: false });
     expect(() => parseUploadMetadata({ sha256: 'abc' })).toThrow(expect.objectContaining({ code: 'INVALID_METADATA' }));
   });
 
@@ -140,12 +142,14 @@ describe('REST helpers', () => {
       upload_id: 'upl_x', status: 'FAILED', bytes_uploaded: '5', size: '10', filename: null, filetype: null,
       sha256_expected: null, sha256_actual: null, object_key: null, error_code: 'CHECKSUM_MISMATCH',
       error_message: 'bad', created_at: now, updated_at: now, video_id: null,
+      owner_key_id: null, private: false, dedup: false, dedup_video_id: null,
     });
     expect(up).toMatchObject({ uploadId: 'upl_x', status: 'FAILED', bytesUploaded: 5, size: 10, videoId: null, error: { code: 'CHECKSUM_MISMATCH', message: 'bad' } });
     const cfg = loadConfig({ VORA_PLAYBACK_URL: 'http://cdn.example/' });
     const row = {
       video_id: 'vid_x', upload_id: 'upl_x', state: 'READY' as const, failure_code: null, failure_message: null,
       duration_sec: 3, source: { width: 1920 }, source_key: 's', workflow_id: 'w', created_at: now, updated_at: now, created_text: '',
+      owner_key_id: null, private: false,
     };
     const v = videoView(cfg, row, []);
     expect(v).toMatchObject({ videoId: 'vid_x', uploadId: 'upl_x', state: 'READY', failure: null, durationSec: 3, source: { width: 1920 }, renditions: [] });
