@@ -1,82 +1,224 @@
-// Upload throughput through the real API (tus-js-client -> createApi -> @tus/s3-store -> MinIO),
-// with PATCH sizes aligned to the store's part size and not, to show why clients should send
-// multiples of it (see ApiOptions.partSizeBytes): a PATCH that does not end on a part boundary
-// leaves a sub-5 MiB `.part` object that the next PATCH must download and upload again.
-//   node --import tsx bench/upload.ts [sizeMiB=128] [rounds=2]
-// Starts its own PostgreSQL, MinIO and Temporal (test/integration/api-support.ts). Prints one JSON
-// line per case and a summary table; timings include the finish (sha256 of the whole object + copy).
+// Upload throughput: one file through the API's TUS endpoint (tus-js-client, 16 MiB PATCHes ->
+// @tus/server + @tus/s3-store -> MinIO, then the finish: sha256 of the stored object + server-side
+// copy to sources/) against a direct multipart upload of the same file to the same MinIO with
+// @aws-sdk/lib-storage `Upload`, in the same run. The API runs as a child process
+// (`node --import tsx src/api/main.ts`, as the stack runs it) so its peak RSS (VmHWM in
+// /proc/<pid>/status) is its own.
+//   npx tsx bench/upload.ts [--size-mib 1024] [--chunk-mib 16] [--rounds 1] [--chunk-cases]
+// Goals: TUS / direct >= 0.8, API peak RSS <= 200 MB.
+// --chunk-cases adds the older comparison of PATCH sizes aligned and not aligned to the store's
+// 8 MiB part size (a misaligned PATCH leaves a sub-5 MiB `.part` the next one re-uploads).
+// Starts its own PostgreSQL, MinIO and Temporal (test/integration/api-support.ts); no worker runs.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { Client, Connection } from '@temporalio/client';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { DeleteObjectCommand } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
 import * as tus from 'tus-js-client';
-import { createApi } from '../src/api/app.ts';
+import { readApiKeyFile } from '../src/api/auth.ts';
 import { ensureBucket } from '../src/api/objects.ts';
-import { loadConfig } from '../src/common/config.ts';
-import { createPool } from '../src/common/db.ts';
-import { createLogger } from '../src/common/log.ts';
+import { loadConfig, REPO_ROOT } from '../src/common/config.ts';
 import { createS3 } from '../src/common/s3.ts';
-import { startServices } from '../test/integration/api-support.ts';
+import { freePort, startServices } from '../test/integration/api-support.ts';
 
 const MiB = 1024 * 1024;
-const sizeMiB = Number(process.argv[2] ?? 128);
-const rounds = Number(process.argv[3] ?? 2);
 
+function arg(name: string, dflt: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return dflt;
+  const n = Number(process.argv[i + 1]);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} needs a positive number`);
+  return n;
+}
+
+const sizeMiB = arg('size-mib', 1024);
+const chunkMiB = arg('chunk-mib', 16);
+const rounds = arg('rounds', 1);
+const chunkCases = process.argv.includes('--chunk-cases');
+const directPartMiB = 16;
+const directQueue = 4; // lib-storage default concurrency
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vora-upload-bench-'));
+const file = path.join(dir, 'bench.bin');
+
+/** Random file written in 16 MiB blocks (constant memory); returns its sha256. */
+function writeRandomFile(): string {
+  const h = createHash('sha256');
+  const fd = fs.openSync(file, 'w');
+  for (let left = sizeMiB * MiB; left > 0; ) {
+    const block = randomBytes(Math.min(16 * MiB, left));
+    h.update(block);
+    fs.writeSync(fd, block);
+    left -= block.length;
+  }
+  fs.closeSync(fd);
+  return h.digest('hex');
+}
+
+function procStatus(pid: number): { rssKiB: number; hwmKiB: number } {
+  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN);
+  return { rssKiB: kib('VmRSS'), hwmKiB: kib('VmHWM') };
+}
+
+async function waitHealthy(url: string, child: ChildProcess, log: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`api exited (${child.exitCode}); see ${log}`);
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) return;
+    } catch {
+      // not yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`api not healthy after 60 s; see ${log}`);
+}
+
+const t0 = Date.now();
+const sha = writeRandomFile();
 const svc = await startServices();
-const cfg = loadConfig({ ...svc.env, VORA_LOG_LEVEL: 'error' });
-const pool = createPool(cfg);
+const apiPort = await freePort();
+const dataDir = path.join(dir, 'data');
+const env = {
+  ...process.env,
+  ...svc.env,
+  VORA_HOST: '127.0.0.1',
+  VORA_API_PORT: String(apiPort),
+  VORA_DATA_DIR: dataDir,
+  VORA_PLAYBACK_SECRET: 'bench',
+  VORA_RECONCILE_SECONDS: '0',
+  VORA_UPLOAD_SWEEP_SECONDS: '0',
+  VORA_LOG_LEVEL: 'warn',
+};
+const cfg = loadConfig(env);
 const s3 = createS3(cfg);
 await ensureBucket(s3, cfg.s3.bucket);
-const connection = await Connection.connect({ address: cfg.temporal.address });
-const temporal = new Client({ connection });
-const api = await createApi({
-  config: cfg,
-  pool,
-  s3,
-  temporal,
-  logger: createLogger('bench', 'error'),
-  options: { sweepIntervalMs: 0, reconcileIntervalMs: 0 },
-});
-const base = await api.listen(0, '127.0.0.1');
+const apiLog = path.join(dir, 'api.log');
+const out = fs.openSync(apiLog, 'a');
+const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/api/main.ts')], { env, stdio: ['ignore', out, out], cwd: REPO_ROOT });
+fs.closeSync(out);
+const base = `http://127.0.0.1:${apiPort}`;
 
-const data = randomBytes(sizeMiB * MiB);
-const sha = createHash('sha256').update(data).digest('hex');
-
-function upload(chunkSize: number): Promise<number> {
-  const t0 = performance.now();
+function tusUpload(chunkSize: number): Promise<{ ms: number; transferMs: number }> {
+  const start = performance.now();
+  let transferMs = 0;
   return new Promise((resolve, reject) => {
-    const u = new tus.Upload(data, {
+    const u = new tus.Upload(fs.createReadStream(file), {
       endpoint: `${base}/v1/uploads`,
+      uploadSize: sizeMiB * MiB,
       metadata: { filename: 'bench.bin', filetype: 'application/octet-stream', sha256: sha },
+      headers: { Authorization: `Bearer ${readApiKeyFile(dataDir)}` },
       chunkSize,
       retryDelays: [],
+      onProgress: (sent, total) => {
+        if (sent === total && !transferMs) transferMs = performance.now() - start;
+      },
       onError: reject,
-      onSuccess: () => resolve(performance.now() - t0),
+      onSuccess: () => resolve({ ms: performance.now() - start, transferMs }),
     });
     u.start();
   });
 }
 
-const cases: [string, number][] = [
-  ['aligned 8 MiB chunks', 8 * MiB],
-  ['aligned 32 MiB chunks', 32 * MiB],
-  ['misaligned 6 MiB chunks', 6 * MiB],
-  ['misaligned 3 MiB chunks (< S3 min part)', 3 * MiB],
-  ['one PATCH', Infinity],
-];
-const results: { case: string; mibPerSec: number; ms: number }[] = [];
+async function directUpload(): Promise<number> {
+  const key = `bench/direct-${randomBytes(6).toString('hex')}`;
+  const start = performance.now();
+  await new Upload({
+    client: s3,
+    params: { Bucket: cfg.s3.bucket, Key: key, Body: fs.createReadStream(file, { highWaterMark: MiB }) },
+    partSize: directPartMiB * MiB,
+    queueSize: directQueue,
+  }).done();
+  const ms = performance.now() - start;
+  await s3.send(new DeleteObjectCommand({ Bucket: cfg.s3.bucket, Key: key }));
+  return ms;
+}
+
+const mibps = (ms: number) => Math.round((sizeMiB / (ms / 1000)) * 10) / 10;
+let sampler: NodeJS.Timeout | undefined;
 try {
-  for (const [name, chunk] of cases) {
-    const times: number[] = [];
-    for (let i = 0; i < rounds; i++) times.push(await upload(chunk));
-    const ms = Math.min(...times);
-    const r = { case: name, ms: Math.round(ms), mibPerSec: Math.round((sizeMiB / (ms / 1000)) * 10) / 10 };
-    results.push(r);
-    console.log(JSON.stringify({ sizeMiB, rounds, ...r }));
+  await waitHealthy(base, child, apiLog);
+  const idle = procStatus(child.pid!);
+  let peakSampled = idle.rssKiB;
+  sampler = setInterval(() => {
+    try {
+      peakSampled = Math.max(peakSampled, procStatus(child.pid!).rssKiB);
+    } catch {
+      // exited
+    }
+  }, 100);
+
+  const inputs = {
+    sizeMiB,
+    tusChunkMiB: chunkMiB,
+    serverPartMiB: Number(process.env.VORA_UPLOAD_PART_MIB ?? 8),
+    directPartMiB,
+    directQueueSize: directQueue,
+    rounds,
+    cpus: os.cpus().length,
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    file: 'random bytes on local disk (page-cached); MinIO single drive on local disk',
+    setupSec: Math.round((Date.now() - t0) / 100) / 10,
+  };
+  console.log(JSON.stringify({ inputs }));
+
+  const direct: number[] = [];
+  const viaTus: { ms: number; transferMs: number }[] = [];
+  for (let i = 0; i < rounds; i++) {
+    // alternate the order so neither always runs on a warmer MinIO
+    if (i % 2 === 0) {
+      direct.push(await directUpload());
+      viaTus.push(await tusUpload(chunkMiB * MiB));
+    } else {
+      viaTus.push(await tusUpload(chunkMiB * MiB));
+      direct.push(await directUpload());
+    }
+    console.log(JSON.stringify({ round: i + 1, directMiBps: mibps(direct[i]!), tusMiBps: mibps(viaTus[i]!.ms), tusTransferOnlyMiBps: mibps(viaTus[i]!.transferMs) }));
   }
-  console.log(`\n${sizeMiB} MiB, best of ${rounds} (includes finish: whole-file sha256 + server-side copy)`);
-  for (const r of results) console.log(`${r.case.padEnd(42)} ${String(r.mibPerSec).padStart(7)} MiB/s  ${r.ms} ms`);
+  const bestDirect = Math.min(...direct);
+  const bestTus = viaTus.reduce((a, b) => (b.ms < a.ms ? b : a));
+
+  const cases: { case: string; mibPerSec: number }[] = [];
+  if (chunkCases) {
+    for (const [name, chunk] of [
+      ['aligned 8 MiB chunks', 8 * MiB],
+      ['aligned 32 MiB chunks', 32 * MiB],
+      ['misaligned 6 MiB chunks', 6 * MiB],
+      ['misaligned 3 MiB chunks (< S3 min part)', 3 * MiB],
+      ['one PATCH', Infinity],
+    ] as const) {
+      cases.push({ case: name, mibPerSec: mibps((await tusUpload(chunk)).ms) });
+    }
+  }
+
+  clearInterval(sampler);
+  const end = procStatus(child.pid!);
+  const result = {
+    directMiBps: mibps(bestDirect),
+    tusMiBps: mibps(bestTus.ms),
+    ratio: Math.round((bestDirect / bestTus.ms) * 1000) / 1000,
+    tusTransferOnlyMiBps: mibps(bestTus.transferMs),
+    transferOnlyRatio: Math.round((bestDirect / bestTus.transferMs) * 1000) / 1000,
+    apiIdleRssMB: Math.round((idle.rssKiB * 1024) / 1e6),
+    apiPeakRssMB: Math.round((end.hwmKiB * 1024) / 1e6),
+    apiPeakRssSampledMB: Math.round((peakSampled * 1024) / 1e6),
+  };
+  console.log(JSON.stringify({ result, ...(cases.length ? { cases } : {}) }));
+  console.log(`\n${sizeMiB} MiB file, best of ${rounds}`);
+  console.log(`direct S3 multipart (lib-storage, ${directPartMiB} MiB x ${directQueue})  ${result.directMiBps} MiB/s`);
+  console.log(`TUS via API (${chunkMiB} MiB PATCHes, incl. finish)         ${result.tusMiBps} MiB/s   (bytes sent: ${result.tusTransferOnlyMiBps} MiB/s)`);
+  console.log(`ratio TUS / direct                                 ${result.ratio}   (goal >= 0.8; transfer only ${result.transferOnlyRatio})`);
+  console.log(`API process peak RSS (VmHWM)                       ${result.apiPeakRssMB} MB   (goal <= 200; idle ${result.apiIdleRssMB} MB)`);
+  for (const c of cases) console.log(`  ${c.case.padEnd(42)} ${String(c.mibPerSec).padStart(7)} MiB/s`);
 } finally {
-  await api.close();
-  await connection.close();
-  await pool.end();
+  if (sampler) clearInterval(sampler);
+  child.kill('SIGTERM');
+  await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
   await svc.stop();
+  if (process.env.VORA_KEEP_BENCH_DIR) console.log(`kept ${dir}`);
+  else fs.rmSync(dir, { recursive: true, force: true });
 }
