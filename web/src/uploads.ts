@@ -145,6 +145,32 @@ function errorCodeOf(err: Error): { code: string; status: number } {
   return { code, status };
 }
 
+// When the browser says it went offline, stop the running requests at once (an in-flight PATCH may
+// otherwise hang until a timeout) and continue all of them from the server's offset once it is back.
+window.addEventListener('offline', () => {
+  for (const item of items) {
+    if (item.status !== 'uploading' || !item.upload) continue;
+    item.status = 'offline';
+    item.speed = 0;
+    item.etaSec = null;
+    item.error = describeError('NETWORK', '');
+    void item.upload.abort();
+  }
+  changed();
+});
+window.addEventListener('online', () => {
+  setTimeout(() => {
+    for (const item of items) {
+      if (item.status !== 'offline' || !item.upload) continue;
+      item.status = 'uploading';
+      item.error = null;
+      item.upload.options.headers = authHeaders();
+      item.upload.start();
+    }
+    changed();
+  }, 300);
+});
+
 function whenOnline(fn: () => void) {
   if (navigator.onLine) return void setTimeout(fn, 500);
   window.addEventListener('online', () => setTimeout(fn, 300), { once: true });

@@ -10,7 +10,7 @@ function Thumb({ v }: { v: Video }) {
     return <img class="thumb" src={v.thumbnailUrl} alt="" loading="lazy" onError={() => setBroken(true)} />;
   return (
     <div class={`thumb placeholder ${v.state === 'FAILED' ? 'failed' : ''}`} aria-hidden="true">
-      {v.state === 'FAILED' ? '!' : <span class="spinner" />}
+      {v.state === 'FAILED' ? '!' : PLAYABLE.has(v.state) ? '▶' : <span class="spinner" />}
     </div>
   );
 }

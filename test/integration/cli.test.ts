@@ -1,0 +1,108 @@
+// The `vora` CLI as a user runs it: bin/vora as a child process with the harness stack's environment.
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, inject, it } from 'vitest';
+import { REPO_ROOT } from '../../src/common/config.ts';
+import { makeClip, makeEmpty, makeRandomBytes } from '../fixtures/generate.ts';
+
+const BIN = path.join(REPO_ROOT, 'bin', 'vora');
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function vora(args: string[], timeoutMs = 300_000): Promise<Run> {
+  const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'vora-cli-cache-'));
+  return new Promise((resolve) => {
+    execFile(
+      BIN,
+      args,
+      { env: { ...process.env, ...inject('stackEnv'), XDG_CACHE_HOME: cache, NO_COLOR: '1' }, timeout: timeoutMs, maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        fs.rmSync(cache, { recursive: true, force: true });
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+const lines = (s: string) => s.split('\n').filter((l) => l.trim() !== '');
+
+describe('vora CLI', () => {
+  let videoId = '';
+
+  it('uploads a clip and follows it to READY (--json)', async () => {
+    const file = makeClip({ durationSec: 4, width: 640, height: 360, fps: 25, audio: true });
+    const r = await vora(['upload', file, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as Array<{ file: string; uploadId: string; videoId: string; state: string; playbackUrl: string | null }>;
+    expect(out).toHaveLength(1);
+    expect(out[0]!.file).toBe(file);
+    expect(out[0]!.uploadId).toMatch(/^upl_/);
+    expect(out[0]!.videoId).toMatch(/^vid_/);
+    expect(out[0]!.state).toBe('READY');
+    expect(out[0]!.playbackUrl).toMatch(/\/hls\/vid_[a-z2-7]+\/master\.m3u8$/);
+    videoId = out[0]!.videoId;
+  });
+
+  it('videos --json and show --json parse', async () => {
+    expect(videoId).not.toBe('');
+    const list = await vora(['videos', '--json', '--limit', '100']);
+    expect(list.code, list.stderr).toBe(0);
+    const body = JSON.parse(list.stdout) as { videos: Array<{ videoId: string; state: string }>; nextCursor: string | null };
+    expect(body.videos.some((v) => v.videoId === videoId && v.state === 'READY')).toBe(true);
+    expect(body).toHaveProperty('nextCursor');
+
+    const show = await vora(['show', videoId, '--json']);
+    expect(show.code, show.stderr).toBe(0);
+    const v = JSON.parse(show.stdout) as { videoId: string; state: string; renditions: Array<{ name: string; state: string }> };
+    expect(v.videoId).toBe(videoId);
+    expect(v.state).toBe('READY');
+    expect(v.renditions.length).toBeGreaterThanOrEqual(1);
+    expect(v.renditions.every((r) => r.state === 'DONE')).toBe(true);
+
+    // The human forms of the same commands.
+    const human = await vora(['show', videoId]);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toContain(`${videoId}  READY`);
+  });
+
+  it('a file of random bytes ends FAILED with its code and a non-zero exit', async () => {
+    const file = makeRandomBytes(512 * 1024);
+    const r = await vora(['upload', file]);
+    expect(r.code).not.toBe(0);
+    const m = /^(vid_[a-z2-7]+) FAILED ([A-Z][A-Z_]+): (.+)$/m.exec(r.stdout);
+    expect(m, `stdout: ${r.stdout}\nstderr: ${r.stderr}`).not.toBeNull();
+    const [, failedId, code] = m!;
+    const show = await vora(['show', failedId!, '--json']);
+    expect(show.code).toBe(0);
+    const v = JSON.parse(show.stdout) as { state: string; failure: { code: string; message: string } | null };
+    expect(v.state).toBe('FAILED');
+    expect(v.failure?.code).toBe(code);
+    expect(v.failure?.message).toBeTruthy();
+  });
+
+  it('the same failure with --json is still parseable, with the code', async () => {
+    const file = makeRandomBytes(300 * 1024);
+    const r = await vora(['upload', file, '--json']);
+    expect(r.code).not.toBe(0);
+    const out = JSON.parse(r.stdout) as Array<{ state: string; failure: { code: string } | null }>;
+    expect(out[0]!.state).toBe('FAILED');
+    expect(out[0]!.failure?.code).toMatch(/^[A-Z][A-Z_]+$/);
+  });
+
+  it('an empty file gives one clear error line and a non-zero exit', async () => {
+    const file = makeEmpty();
+    const r = await vora(['upload', file]);
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toBe('');
+    expect(lines(r.stderr)).toHaveLength(1);
+    expect(r.stderr).toMatch(/empty/i);
+    expect(r.stderr).toContain(file);
+  });
+});
