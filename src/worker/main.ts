@@ -1,6 +1,7 @@
 // The Temporal worker process: polls cfg.temporal.taskQueue, runs VideoProcessingWorkflow and its
 // activities, which call the native engine in-process.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker } from '@temporalio/worker';
@@ -10,12 +11,16 @@ import { ladderFromEnv } from '../common/ladder.ts';
 import { createLogger } from '../common/log.ts';
 import { createS3 } from '../common/s3.ts';
 import * as media from '../media/index.ts';
-import { createActivities } from './activities/index.ts';
+import { createActivities, settingsFromEnv } from './activities/index.ts';
+import { loadFaults } from './faults.ts';
 
 const cfg = loadConfig();
 const log = createLogger('worker', cfg.logLevel);
 const pool = createPool(cfg, 4);
 const s3 = createS3(cfg);
+const faults = loadFaults();
+if (faults.length) log.warn({ faults }, 'FAULT INJECTION ENABLED: this worker will crash on purpose');
+const encodeSlots = Number(process.env.VORA_WORKER_ENCODE_SLOTS ?? Math.max(1, Math.floor(os.availableParallelism() / 2))) + 1;
 
 const connection = await NativeConnection.connect({ address: cfg.temporal.address });
 const worker = await Worker.create({
@@ -23,9 +28,11 @@ const worker = await Worker.create({
   namespace: cfg.temporal.namespace,
   taskQueue: cfg.temporal.taskQueue,
   workflowsPath: fileURLToPath(new URL('./workflows/index.ts', import.meta.url)),
-  activities: createActivities({ cfg, pool, s3, log, media, ladder: ladderFromEnv() }),
-  // Encodes are CPU-bound: one at a time per worker unless told otherwise.
-  maxConcurrentActivityTaskExecutions: Number(process.env.VORA_WORKER_ENCODE_SLOTS ?? 1),
+  activities: createActivities({ cfg, pool, s3, log, media, ladder: ladderFromEnv(), faults, settings: settingsFromEnv() }),
+  // Chunk encodes are CPU-bound and each native encode already uses several threads, so a worker
+  // takes one encode per two cores (at least one), plus one slot so that short bookkeeping
+  // activities (state mirroring, master playlist) are not stuck behind encodes.
+  maxConcurrentActivityTaskExecutions: encodeSlots,
   shutdownGraceTime: '30s',
 });
 

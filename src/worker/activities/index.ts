@@ -1,8 +1,16 @@
-// Activities of VideoProcessingWorkflow, built by createActivities(deps) so tests and the worker
-// wire real dependencies explicitly. Every activity is idempotent: re-running one after a crash
-// converges on the same rows and objects.
+// Activities of VideoProcessingWorkflow, built by createActivities(deps) so the worker and tests wire
+// real dependencies explicitly. Every activity is idempotent: re-running one after a crash converges
+// on the same rows and objects, and an encode whose checkpoint is already in MinIO is skipped.
+//
+// Object flow (all in the one bucket):
+//   sources/{id}/source                       the verified upload
+//   work/{id}/manifest.json                   chunk plan (the unit of work and of checkpoints)
+//   work/{id}/enc/{rendition}/chunk_N.mp4     per-(chunk, rendition) encode + .json record (commit marker)
+//   hls/{id}/...                              what players fetch
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { createHash } from 'node:crypto';
 import { Context, ApplicationFailure } from '@temporalio/activity';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Pool } from '../../common/db.ts';
@@ -11,8 +19,26 @@ import type { Logger } from '../../common/log.ts';
 import { keys } from '../../common/keys.ts';
 import { rungsForSource, type Rung } from '../../common/ladder.ts';
 import type * as Media from '../../media/index.ts';
-import { NON_RETRYABLE_MEDIA_ERRORS, type PlannedRendition, type PreparedSource } from '../types.ts';
-import { downloadObject, uploadDirectory } from './storage.ts';
+import { injectFault, type Fault } from '../faults.ts';
+import {
+  NON_RETRYABLE_MEDIA_ERRORS,
+  type ChunkManifest,
+  type EncodeFailureDetails,
+  type PackagedAudio,
+  type PackagedRendition,
+  type PreparedSource,
+  type RenditionStatus,
+} from '../types.ts';
+import {
+  deletePrefix,
+  downloadObject,
+  getJson,
+  headObject,
+  putFile,
+  putJson,
+  putText,
+  uploadDirectory,
+} from './storage.ts';
 
 export interface ActivityDeps {
   cfg: VoraConfig;
@@ -21,6 +47,47 @@ export interface ActivityDeps {
   log: Logger;
   media: typeof Media;
   ladder: Rung[];
+  faults?: Fault[];
+  /** Processing knobs (env-driven in the worker; tests set them). */
+  settings?: Partial<ProcessingSettings>;
+  /** Called when a video becomes READY (cache pre-warm); failures are logged, never fatal. */
+  onReady?: (videoId: string) => Promise<unknown>;
+}
+
+export interface ProcessingSettings {
+  segmentDurationSec: number;
+  /** Target chunk length; long sources get longer chunks so a plan stays <= maxChunks. */
+  chunkTargetSec: number;
+  maxChunks: number;
+  concurrency: number;
+  preset: string;
+}
+
+export const DEFAULT_SETTINGS: ProcessingSettings = {
+  segmentDurationSec: 4,
+  chunkTargetSec: 12,
+  maxChunks: 120,
+  concurrency: 4,
+  preset: 'veryfast',
+};
+
+export function settingsFromEnv(env: Record<string, string | undefined> = process.env): Partial<ProcessingSettings> {
+  const num = (v: string | undefined) => (v === undefined || v === '' ? undefined : Number(v));
+  const s: Partial<ProcessingSettings> = {
+    segmentDurationSec: num(env.VORA_SEGMENT_SEC),
+    chunkTargetSec: num(env.VORA_CHUNK_SEC),
+    maxChunks: num(env.VORA_MAX_CHUNKS),
+    concurrency: num(env.VORA_CHUNK_CONCURRENCY),
+    preset: env.VORA_X264_PRESET,
+  };
+  return Object.fromEntries(Object.entries(s).filter(([, v]) => v !== undefined)) as Partial<ProcessingSettings>;
+}
+
+/** Chunk length for a source: the target, stretched so that no plan exceeds maxChunks. */
+export function chunkTargetFor(durationSec: number, s: ProcessingSettings): number {
+  const stretched = Math.max(s.chunkTargetSec, durationSec / s.maxChunks);
+  // Whole segments per chunk, so chunk ends fall on the segment grid.
+  return Math.ceil(stretched / s.segmentDurationSec) * s.segmentDurationSec;
 }
 
 function mediaFailure(err: unknown): never {
@@ -33,37 +100,93 @@ function mediaFailure(err: unknown): never {
   throw err;
 }
 
+const encKey = (videoId: string, rendition: string, chunkName: string, ext: 'mp4' | 'json') =>
+  keys.work(videoId, `enc/${rendition}/${chunkName}.${ext}`);
+
+interface EncodeRecord {
+  bytes: number;
+  sha256: string;
+  durationSec: number;
+  frames: number;
+  width: number;
+  height: number;
+  codecs: string;
+  encoder: string;
+  settingsKey: string;
+}
+
 export function createActivities(deps: ActivityDeps) {
   const { cfg, pool, s3, log } = deps;
-  const workDir = (videoId: string) => path.join(cfg.workDir, videoId);
+  const settings: ProcessingSettings = { ...DEFAULT_SETTINGS, ...deps.settings };
+  const bucket = cfg.s3.bucket;
+  const scratch = (videoId: string, ...p: string[]) => path.join(cfg.workDir, videoId, ...p);
+  const worker = `${os.hostname()}:${process.pid}`;
 
-  async function localSource(videoId: string): Promise<string> {
+  async function sourceKeyOf(videoId: string): Promise<string> {
     const { rows } = await pool.query<{ source_key: string }>('SELECT source_key FROM videos WHERE video_id = $1', [videoId]);
-    const row = rows[0];
-    if (!row) throw ApplicationFailure.create({ type: 'VIDEO_NOT_FOUND', message: `video ${videoId} does not exist`, nonRetryable: true });
-    const file = path.join(workDir(videoId), 'source');
+    if (!rows[0]) throw ApplicationFailure.create({ type: 'VIDEO_NOT_FOUND', message: `video ${videoId} does not exist`, nonRetryable: true });
+    return rows[0].source_key;
+  }
+
+  /** The source on local disk (downloaded once per worker, reused by later activities). */
+  async function localSource(videoId: string): Promise<string> {
+    const key = await sourceKeyOf(videoId);
+    const file = scratch(videoId, 'source');
     try {
-      await downloadObject(s3, cfg.s3.bucket, row.source_key, file);
+      await downloadObject(s3, bucket, key, file);
     } catch (err) {
-      if ((err as { name?: string }).name === 'NoSuchKey') {
-        throw ApplicationFailure.create({ type: 'SOURCE_MISSING', message: `source object ${row.source_key} is missing`, nonRetryable: true });
+      if ((err as { name?: string }).name === 'NoSuchKey' || (err as { name?: string }).name === 'NotFound') {
+        throw ApplicationFailure.create({ type: 'SOURCE_MISSING', message: `source object ${key} is missing`, nonRetryable: true });
       }
       throw err;
     }
     return file;
   }
 
+  const manifestOf = (videoId: string) => getJson<ChunkManifest>(s3, bucket, keys.work(videoId, 'manifest.json'));
+
+  /** Keeps the activity alive while a long native call runs, carrying the latest progress. */
+  function heartbeating(): { update: (d: Record<string, unknown>) => void; stop: () => void } {
+    const ctx = Context.current();
+    let last: Record<string, unknown> = {};
+    const timer = setInterval(() => ctx.heartbeat(last), 3_000);
+    return {
+      update: (d) => {
+        last = d;
+        ctx.heartbeat(d);
+      },
+      stop: () => clearInterval(timer),
+    };
+  }
+
   return {
+    /** Probe, validate, plan chunks; the plan is stored in MinIO and referenced by key. */
     async prepareSource(videoId: string): Promise<PreparedSource> {
       await pool.query(
         `UPDATE videos SET state = 'PROCESSING', updated_at = now() WHERE video_id = $1 AND state IN ('CREATED', 'PROCESSING')`,
         [videoId],
       );
+      await injectFault(deps.faults ?? [], { at: 'prepare', videoId, attempt: Context.current().info.attempt });
       const file = await localSource(videoId);
       const probe = await deps.media.probe(file).catch(mediaFailure);
       if (!probe.video) mediaFailure(Object.assign(new Error('the source has no video stream'), { code: 'NO_VIDEO_STREAM' }));
       const v = probe.video!;
-      const renditions: PlannedRendition[] = rungsForSource(deps.ladder, v.displayHeight);
+      const renditions = rungsForSource(deps.ladder, v.displayHeight);
+      const chunks = deps.media.planChunks(probe, chunkTargetFor(probe.durationSec, settings));
+      const settingsKey = createHash('sha256')
+        .update(JSON.stringify({ renditions, segment: settings.segmentDurationSec, preset: settings.preset, chunks }))
+        .digest('hex')
+        .slice(0, 16);
+      const manifest: ChunkManifest = {
+        videoId,
+        sourceKey: await sourceKeyOf(videoId),
+        durationSec: probe.durationSec,
+        segmentDurationSec: settings.segmentDurationSec,
+        chunks: chunks.map((c) => ({ index: c.index, name: c.name, startSec: c.startSec, endSec: c.endSec, startsOnKeyframe: c.startsOnKeyframe })),
+        renditions,
+        settingsKey,
+      };
+      await putJson(s3, bucket, keys.work(videoId, 'manifest.json'), manifest);
       const client = await pool.connect();
       try {
         await client.query('BEGIN');
@@ -72,8 +195,9 @@ export function createActivities(deps: ActivityDeps) {
         ]);
         for (const r of renditions) {
           await client.query(
-            `INSERT INTO renditions (video_id, name, state) VALUES ($1, $2, 'PENDING') ON CONFLICT (video_id, name) DO NOTHING`,
-            [videoId, r.name],
+            `INSERT INTO renditions (video_id, name, state, chunks_total) VALUES ($1, $2, 'PENDING', $3)
+             ON CONFLICT (video_id, name) DO UPDATE SET chunks_total = EXCLUDED.chunks_total`,
+            [videoId, r.name, chunks.length],
           );
         }
         await client.query('COMMIT');
@@ -83,77 +207,205 @@ export function createActivities(deps: ActivityDeps) {
       } finally {
         client.release();
       }
-      log.info({ videoId, durationSec: probe.durationSec, width: v.displayWidth, height: v.displayHeight, renditions: renditions.map((r) => r.name) }, 'source prepared');
-      return { durationSec: probe.durationSec, width: v.displayWidth, height: v.displayHeight, renditions };
+      log.info({ videoId, durationSec: probe.durationSec, chunks: chunks.length, renditions: renditions.map((r) => r.name) }, 'source prepared');
+      return {
+        durationSec: probe.durationSec,
+        width: v.displayWidth,
+        height: v.displayHeight,
+        hasAudio: probe.audio.length > 0,
+        renditions,
+        chunkCount: chunks.length,
+        segmentDurationSec: settings.segmentDurationSec,
+        concurrency: settings.concurrency,
+      };
     },
 
-    async transcode(videoId: string, renditions: PlannedRendition[]): Promise<void> {
-      const ctx = Context.current();
-      const names = renditions.map((r) => r.name);
-      await pool.query(
-        `UPDATE renditions SET state = 'PROCESSING', attempts = attempts + 1, error = NULL, updated_at = now()
-          WHERE video_id = $1 AND name = ANY($2) AND state <> 'DONE'`,
-        [videoId, names],
-      );
-      const input = await localSource(videoId);
-      const outDir = path.join(workDir(videoId), 'hls');
-      fs.rmSync(outDir, { recursive: true, force: true });
-      // Heartbeat on a timer too: a long GOP or a slow probe must not look like a dead worker.
-      let last: unknown = { stage: 'encode', framesDone: 0 };
-      const beat = setInterval(() => ctx.heartbeat(last), 5_000);
+    /**
+     * Encodes one chunk for the given renditions, decoding it once. Outputs already committed in
+     * MinIO (media then record) are skipped; each new output is put media-first, record-last, so a
+     * record is proof of a complete output. On failure the details name the renditions to retry.
+     */
+    async encodeChunk(videoId: string, chunkIndex: number, renditionNames: string[], attempt: number): Promise<{ encoded: string[]; skipped: string[] }> {
+      const manifest = await manifestOf(videoId);
+      const chunk = manifest.chunks[chunkIndex];
+      if (!chunk) throw ApplicationFailure.create({ type: 'BAD_CHUNK', message: `chunk ${chunkIndex} is not in the plan`, nonRetryable: true });
+      const todo: typeof manifest.renditions = [];
+      const skipped: string[] = [];
+      for (const name of renditionNames) {
+        const rung = manifest.renditions.find((r) => r.name === name);
+        if (!rung) throw ApplicationFailure.create({ type: 'BAD_RENDITION', message: `rendition ${name} is not in the plan`, nonRetryable: true });
+        const record = await getJson<EncodeRecord>(s3, bucket, encKey(videoId, name, chunk.name, 'json')).catch(() => null);
+        const media = record && record.settingsKey === manifest.settingsKey ? await headObject(s3, bucket, encKey(videoId, name, chunk.name, 'mp4')) : null;
+        if (record && media?.ContentLength === record.bytes) skipped.push(name);
+        else todo.push(rung);
+      }
+      for (const name of skipped) await logEncode(videoId, chunkIndex, name, attempt, true, null, 0);
+      if (!todo.length) return { encoded: [], skipped };
+
+      const hb = heartbeating();
+      // Own dir per (chunk, attempt): concurrent encodes on one worker must not clean up each other.
+      const outDir = scratch(videoId, 'enc', `${chunk.name}-attempt-${attempt}-${process.pid}`);
+      const t0 = Date.now();
+      const failed: string[] = [];
       try {
+        const input = await localSource(videoId);
+        hb.update({ chunk: chunkIndex, stage: 'encode', renditions: todo.map((r) => r.name) });
         const result = await deps.media
-          .transcodeToHls({
+          .encodeChunk({
             input,
             outDir,
-            renditions,
-            segmentDurationSec: 4,
-            signal: ctx.cancellationSignal,
-            onProgress: (p) => {
-              last = { stage: 'encode', ...p };
-              ctx.heartbeat(last);
-            },
+            chunk,
+            renditions: todo,
+            segmentDurationSec: manifest.segmentDurationSec,
+            preset: settings.preset,
+            signal: Context.current().cancellationSignal,
           })
           .catch(mediaFailure);
-        ctx.heartbeat({ stage: 'upload' });
-        const uploaded = await uploadDirectory(s3, cfg.s3.bucket, outDir, keys.hlsPrefix(videoId), ctx.cancellationSignal);
-        const client = await pool.connect();
-        try {
-          await client.query('BEGIN');
-          for (const r of result.renditions) {
-            await client.query(
-              `UPDATE renditions SET state = 'DONE', width = $3, height = $4, bandwidth = $5, error = NULL, updated_at = now()
-                WHERE video_id = $1 AND name = $2`,
-              [videoId, r.name, r.width, r.height, r.bandwidth],
-            );
+        const ms = Date.now() - t0;
+        for (const r of result.renditions) {
+          try {
+            // An injected encoder crash of this rendition: its output is lost, the others commit.
+            await injectFault(deps.faults ?? [], { at: 'encode', videoId, rendition: r.rendition, chunk: chunkIndex, attempt });
+            await putFile(s3, bucket, encKey(videoId, r.rendition, chunk.name, 'mp4'), path.join(outDir, r.file), 'video/mp4');
+            const record: EncodeRecord = {
+              bytes: r.bytes, sha256: r.sha256, durationSec: r.durationSec, frames: r.frames, width: r.width, height: r.height,
+              codecs: r.codecs, encoder: r.encoder, settingsKey: manifest.settingsKey,
+            };
+            await putJson(s3, bucket, encKey(videoId, r.rendition, chunk.name, 'json'), record);
+            await logEncode(videoId, chunkIndex, r.rendition, attempt, false, r.encoder, ms);
+          } catch (err) {
+            if ((err as { code?: string }).code !== 'INJECTED_FAULT') throw err;
+            await logEncode(videoId, chunkIndex, r.rendition, attempt, false, `${r.encoder} (crashed)`, ms);
+            failed.push(r.rendition);
+            log.warn({ videoId, chunk: chunkIndex, rendition: r.rendition, attempt }, (err as Error).message);
           }
-          await client.query('COMMIT');
-        } catch (err) {
-          await client.query('ROLLBACK');
-          throw err;
-        } finally {
-          client.release();
         }
-        log.info({ videoId, encoder: result.encoder, objects: uploaded, renditions: result.renditions.map((r) => r.name) }, 'transcoded');
-      } catch (err) {
-        const message = err instanceof Error ? err.message : String(err);
         await pool.query(
-          `UPDATE renditions SET state = 'RETRYING', error = $3, updated_at = now() WHERE video_id = $1 AND name = ANY($2) AND state <> 'DONE'`,
-          [videoId, names, message],
+          `UPDATE renditions SET chunks_done = chunks_done + 1, updated_at = now() WHERE video_id = $1 AND name = ANY($2)`,
+          [videoId, todo.map((r) => r.name).filter((n) => !failed.includes(n))],
         );
-        throw err;
+        if (failed.length) {
+          const details: EncodeFailureDetails = { failedRenditions: failed };
+          throw ApplicationFailure.create({ type: 'ENCODER_CRASHED', message: `encoder crashed for ${failed.join(', ')} on chunk ${chunkIndex}`, details: [details] });
+        }
+        return { encoded: todo.map((r) => r.name), skipped };
       } finally {
-        clearInterval(beat);
+        hb.stop();
+        fs.rmSync(outDir, { recursive: true, force: true });
       }
     },
 
-    async publish(videoId: string): Promise<void> {
-      await pool.query(
-        `UPDATE videos SET state = 'READY', failure_code = NULL, failure_message = NULL, updated_at = now()
-          WHERE video_id = $1 AND state IN ('PROCESSING', 'PARTIALLY_READY', 'READY')`,
-        [videoId],
-      );
-      fs.rmSync(workDir(videoId), { recursive: true, force: true });
+    /** Encodes the audio once for the whole source into an HLS audio rendition. */
+    async encodeAudio(videoId: string): Promise<PackagedAudio | null> {
+      const hb = heartbeating();
+      const outDir = scratch(videoId, 'audio');
+      try {
+        const input = await localSource(videoId);
+        hb.update({ stage: 'audio' });
+        fs.rmSync(outDir, { recursive: true, force: true });
+        const res = await deps.media
+          .encodeAudio({ input, outDir, segmentDurationSec: settings.segmentDurationSec, signal: Context.current().cancellationSignal })
+          .catch(mediaFailure);
+        if (!res) return null;
+        await uploadDirectory(s3, bucket, outDir, keys.hls(videoId, ''), Context.current().cancellationSignal);
+        const { segments: _segments, ...audio } = res;
+        return audio;
+      } finally {
+        hb.stop();
+        fs.rmSync(outDir, { recursive: true, force: true });
+      }
+    },
+
+    /** Joins a rendition's chunk encodes into its HLS playlist and segments (stream copy). */
+    async packageRendition(videoId: string, rendition: string): Promise<PackagedRendition> {
+      const manifest = await manifestOf(videoId);
+      const hb = heartbeating();
+      const dir = scratch(videoId, 'pkg', rendition);
+      try {
+        fs.rmSync(dir, { recursive: true, force: true });
+        const inputs: string[] = [];
+        for (const c of manifest.chunks) {
+          const file = path.join(dir, 'chunks', `${c.name}.mp4`);
+          await downloadObject(s3, bucket, encKey(videoId, rendition, c.name, 'mp4'), file);
+          inputs.push(file);
+          hb.update({ stage: 'package', rendition, chunk: c.index });
+        }
+        const outDir = path.join(dir, 'out', rendition);
+        const res = await deps.media
+          .packageRendition({ rendition, chunkFiles: inputs, outDir, segmentDurationSec: manifest.segmentDurationSec })
+          .catch(mediaFailure);
+        await injectFault(deps.faults ?? [], { at: 'package', videoId, rendition, attempt: Context.current().info.attempt });
+        await uploadDirectory(s3, bucket, path.join(dir, 'out'), keys.hls(videoId, ''), Context.current().cancellationSignal);
+        return toPackaged(res);
+      } finally {
+        hb.stop();
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+
+    /** Writes the master playlist with the renditions done so far and moves the video's state. */
+    async publishMaster(videoId: string, renditions: PackagedRendition[], audio: PackagedAudio | null, state: 'PARTIALLY_READY' | 'READY'): Promise<void> {
+      await injectFault(deps.faults ?? [], { at: 'publish', videoId, attempt: Context.current().info.attempt });
+      // Payloads carry no segment lists (history stays small); the master needs none.
+      const text = deps.media.masterPlaylistText(renditions.map((r) => ({ ...r, segments: [] })), audio ? { ...audio, segments: [] } : null);
+      await putText(s3, bucket, keys.hls(videoId, 'master.m3u8'), text, 'application/vnd.apple.mpegurl');
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        for (const r of renditions) {
+          await client.query(
+            `UPDATE renditions SET state = 'DONE', width = $3, height = $4, bandwidth = $5, error = NULL, updated_at = now()
+              WHERE video_id = $1 AND name = $2`,
+            [videoId, r.name, r.width, r.height, r.bandwidth],
+          );
+        }
+        // Never move backwards: a replayed PARTIALLY_READY after READY is a no-op.
+        await client.query(
+          `UPDATE videos SET state = $2, failure_code = NULL, failure_message = NULL, updated_at = now()
+            WHERE video_id = $1 AND (state IN ('CREATED', 'PROCESSING') OR (state = 'PARTIALLY_READY' AND $2 = 'READY'))`,
+          [videoId, state],
+        );
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK');
+        throw err;
+      } finally {
+        client.release();
+      }
+      log.info({ videoId, state, renditions: renditions.map((r) => r.name) }, 'master published');
+      if (state === 'READY' && deps.onReady) await deps.onReady(videoId).catch((err) => log.warn({ videoId, err: String(err) }, 'pre-warm failed'));
+    },
+
+    /** Poster and storyboard; written under hls/{id}/. */
+    async thumbnails(videoId: string): Promise<void> {
+      const outDir = scratch(videoId, 'thumbs');
+      try {
+        const input = await localSource(videoId);
+        fs.rmSync(outDir, { recursive: true, force: true });
+        fs.mkdirSync(outDir, { recursive: true });
+        await (deps.media as unknown as ThumbnailsApi).thumbnails({ input, outDir, storyboard: { intervalSec: 2, columns: 10, tileWidth: 160 } }).catch(mediaFailure);
+        await uploadDirectory(s3, bucket, outDir, keys.hls(videoId, ''));
+      } finally {
+        fs.rmSync(outDir, { recursive: true, force: true });
+      }
+    },
+
+    /** Mirrors the workflow's rendition states to PostgreSQL (idempotent). */
+    async recordRenditions(videoId: string, states: RenditionStatus[]): Promise<void> {
+      for (const r of states) {
+        await pool.query(
+          `INSERT INTO renditions (video_id, name, state, attempts, error, chunks_total) VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (video_id, name) DO UPDATE SET state = EXCLUDED.state, attempts = GREATEST(renditions.attempts, EXCLUDED.attempts),
+             error = EXCLUDED.error, chunks_total = EXCLUDED.chunks_total, updated_at = now()`,
+          [videoId, r.name, r.state, r.attempts, r.error, r.chunksTotal],
+        );
+      }
+    },
+
+    /** Removes intermediate objects and scratch files once the video is published. */
+    async cleanup(videoId: string): Promise<void> {
+      await deletePrefix(s3, bucket, keys.workPrefix(videoId));
+      fs.rmSync(scratch(videoId), { recursive: true, force: true });
     },
 
     async markFailed(videoId: string, code: string, message: string): Promise<void> {
@@ -165,9 +417,25 @@ export function createActivities(deps: ActivityDeps) {
         `UPDATE renditions SET state = 'FAILED', error = COALESCE(error, $2), updated_at = now() WHERE video_id = $1 AND state <> 'DONE'`,
         [videoId, message],
       );
-      fs.rmSync(workDir(videoId), { recursive: true, force: true });
+      fs.rmSync(scratch(videoId), { recursive: true, force: true });
     },
   };
+
+  async function logEncode(videoId: string, chunk: number, rendition: string, attempt: number, skipped: boolean, encoder: string | null, ms: number) {
+    await pool.query(
+      'INSERT INTO encode_log (video_id, chunk, rendition, attempt, skipped, encoder, worker, duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
+      [videoId, chunk, rendition, attempt, skipped, encoder, worker, ms],
+    );
+  }
+}
+
+function toPackaged(r: { name: string; width: number; height: number; bandwidth: number; averageBandwidth: number; codecs: string; frameRate: number; playlist: string }): PackagedRendition {
+  return { name: r.name, width: r.width, height: r.height, bandwidth: r.bandwidth, averageBandwidth: r.averageBandwidth, codecs: r.codecs, frameRate: r.frameRate, playlist: r.playlist };
+}
+
+// Until the native thumbnails() lands in src/media, its expected shape.
+interface ThumbnailsApi {
+  thumbnails(o: { input: string; outDir: string; storyboard?: { intervalSec: number; columns: number; tileWidth: number } }): Promise<unknown>;
 }
 
 export type Activities = ReturnType<typeof createActivities>;

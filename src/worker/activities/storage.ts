@@ -3,7 +3,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type HeadObjectCommandOutput,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 
 const CONTENT_TYPES: Record<string, string> = {
   '.m3u8': 'application/vnd.apple.mpegurl',
@@ -58,4 +66,47 @@ export async function uploadDirectory(s3: S3Client, bucket: string, dir: string,
   const playlists = files.filter(isPlaylist).sort((a, b) => Number(path.basename(a) === 'master.m3u8') - Number(path.basename(b) === 'master.m3u8'));
   for (const f of playlists) await put(f);
   return files.length;
+}
+
+export async function putFile(s3: S3Client, bucket: string, key: string, file: string, contentType = contentTypeOf(file)): Promise<void> {
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: fs.readFileSync(file), ContentType: contentType }));
+}
+
+export async function putText(s3: S3Client, bucket: string, key: string, text: string, contentType: string): Promise<void> {
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: text, ContentType: contentType }));
+}
+
+export const putJson = (s3: S3Client, bucket: string, key: string, value: unknown) =>
+  putText(s3, bucket, key, JSON.stringify(value), 'application/json');
+
+export async function getJson<T>(s3: S3Client, bucket: string, key: string): Promise<T> {
+  const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  return JSON.parse(await res.Body!.transformToString()) as T;
+}
+
+/** HEAD of an object, or null when it does not exist. */
+export async function headObject(s3: S3Client, bucket: string, key: string): Promise<HeadObjectCommandOutput | null> {
+  try {
+    return await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+  } catch (err) {
+    const name = (err as { name?: string }).name;
+    if (name === 'NotFound' || name === 'NoSuchKey') return null;
+    throw err;
+  }
+}
+
+/** Deletes every object under prefix (1000 per request). */
+export async function deletePrefix(s3: S3Client, bucket: string, prefix: string): Promise<number> {
+  let deleted = 0;
+  let token: string | undefined;
+  do {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+    const objects = (page.Contents ?? []).map((o) => ({ Key: o.Key! }));
+    if (objects.length) {
+      await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: objects, Quiet: true } }));
+      deleted += objects.length;
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return deleted;
 }
