@@ -6,6 +6,9 @@ vcl 4.1;
 #   once per object.
 # - Grace: up to 6 h of stale content is served while the gateway is sick (probe on /healthz);
 #   while it is healthy only a few seconds, refreshed in the background.
+# - Private videos: requests carrying ?token= are passed to the gateway (which checks the token)
+#   and never cached, so no token is part of any cache key; responses marked `private`/`no-store`
+#   (every response about a private video's objects) are never stored either.
 # - /v1/events is passed through uncached; PURGE (one URL) and BAN (/hls/{videoId}/ prefix) only
 #   from localhost.
 # The supervisor renders this file with renderVcl() (src/gateway/vcl.ts), which rewrites the two
@@ -61,7 +64,11 @@ sub vcl_recv {
         # Media is public and per-URL: cookies and credentials would only defeat caching.
         unset req.http.Cookie;
         unset req.http.Authorization;
-        # Query strings (cache busters, tokens) do not select different objects.
+        # A playback token means a private video: per-viewer, checked by the gateway, not cached.
+        if (req.url ~ "[?&]token=") {
+            return (pass);
+        }
+        # Query strings (cache busters) do not select different objects.
         set req.url = regsub(req.url, "\?.*$", "");
         if (std.healthy(req.backend_hint)) {
             set req.grace = 5s;
@@ -80,6 +87,13 @@ sub vcl_backend_response {
     if (bereq.url ~ "^/hls/") {
         unset beresp.http.Set-Cookie;
         set beresp.grace = 6h;
+        if (beresp.http.Cache-Control ~ "(private|no-store)") {
+            # Private media (and token errors): remembered as hit-for-miss only, never served from cache.
+            set beresp.uncacheable = true;
+            set beresp.ttl = 10s;
+            set beresp.grace = 0s;
+            return (deliver);
+        }
     }
     if (beresp.status >= 500) {
         # A failed background refresh keeps the stale copy instead of replacing it.

@@ -6,6 +6,8 @@ import { ID_RE } from '../common/keys.ts';
 export const ERROR_STATUS = {
   BAD_VIDEO_ID: 400,
   INVALID_EVENTS: 400,
+  PLAYBACK_TOKEN_REQUIRED: 403,
+  PLAYBACK_TOKEN_INVALID: 403,
   NOT_FOUND: 404,
   VIDEO_NOT_FOUND: 404,
   OBJECT_NOT_FOUND: 404,
@@ -25,6 +27,7 @@ const REASON: Record<number, string> = {
   206: 'Partial Content',
   304: 'Not Modified',
   400: 'Bad Request',
+  403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
   413: 'Payload Too Large',
@@ -107,6 +110,50 @@ const IMMUTABLE_EXT = new Set(['m4s', 'mp4', 'm4a', 'ts', 'aac']);
 export function cacheControlFor(rel: string, state: string): string {
   if (IMMUTABLE_EXT.has(extensionOf(rel))) return 'public, max-age=31536000, immutable';
   return state === 'READY' ? 'public, max-age=3600' : 'public, max-age=2';
+}
+
+/** Every response about a private video's objects: no shared cache may keep it (Varnish passes). */
+export const PRIVATE_CACHE_CONTROL = 'private, no-store';
+
+/**
+ * A private video's playlist with `?token=` on every URI: players resolve relative URIs against the
+ * playlist URL but do not carry its query string over, so each media playlist, init section
+ * (EXT-X-MAP URI="..."), audio group (EXT-X-MEDIA URI="...") and segment line gets the token.
+ * URI lines are the non-empty lines that are not tags (RFC 8216 §4.1).
+ */
+export function rewritePlaylist(text: string, token: string): string {
+  const q = encodeURIComponent(token);
+  const add = (uri: string) => {
+    if (/[?&]token=/.test(uri)) return uri;
+    return `${uri}${uri.includes('?') ? '&' : '?'}token=${q}`;
+  };
+  return text
+    .split('\n')
+    .map((line) => {
+      const t = line.replace(/\r$/, '');
+      if (t.trim() === '') return line;
+      if (t.startsWith('#')) {
+        if (!t.startsWith('#EXT')) return line; // a comment
+        return line.replace(/URI="([^"]*)"/g, (_m, uri: string) => `URI="${add(uri)}"`);
+      }
+      return line.replace(t.trim(), add(t.trim()));
+    })
+    .join('\n');
+}
+
+/** Low-cardinality route label for metrics. */
+export function routeOf(url: string): string {
+  if (url.startsWith('/hls/')) {
+    const ext = extensionOf(url);
+    if (ext === 'm3u8') return 'hls_playlist';
+    if (IMMUTABLE_EXT.has(ext)) return 'hls_segment';
+    return 'hls_other';
+  }
+  if (url === '/v1/events') return 'events';
+  if (url === '/v1/live') return 'live';
+  if (url === '/healthz') return 'healthz';
+  if (url === '/metrics') return 'metrics';
+  return 'other';
 }
 
 /** 404s under /hls/ are cached briefly: a segment that is not there yet may appear in seconds. */

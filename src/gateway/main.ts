@@ -14,6 +14,8 @@ import { loadConfig, type VoraConfig } from '../common/config.ts';
 import { createPool, type Pool } from '../common/db.ts';
 import { keys } from '../common/keys.ts';
 import { createLogger, type Logger } from '../common/log.ts';
+import { createMetrics, prom, type Metrics } from '../common/metrics.ts';
+import { verifyPlaybackToken } from '../common/playback-token.ts';
 import { createS3 } from '../common/s3.ts';
 import { EventBuffer } from '../analytics/buffer.ts';
 import { clickhouseSink, createClickhouse } from '../analytics/clickhouse.ts';
@@ -23,6 +25,7 @@ import {
   ERROR_STATUS,
   NOT_FOUND_CACHE_CONTROL,
   PREFLIGHT_HEADERS,
+  PRIVATE_CACHE_CONTROL,
   SERVABLE_STATES,
   cacheControlFor,
   contentTypeFor,
@@ -30,10 +33,13 @@ import {
   etagMatches,
   parseHlsPath,
   parseRange,
+  rewritePlaylist,
+  routeOf,
   statusLine,
   type ErrorCode,
 } from './http.ts';
-import { cachedStateLookup, pgStateLookup, type StateLookup } from './state.ts';
+import { attachLive, type LiveHub } from './live.ts';
+import { cachedStateLookup, pgStateLookup, toAccess, type StateLookup } from './state.ts';
 
 type Header = readonly [string, string];
 
@@ -44,6 +50,8 @@ interface Ctx {
   abort: AbortController;
   /** HEAD: responses (errors included) carry headers and Content-Length but no body. */
   head: boolean;
+  /** Metrics: called with the status once it is written, and with body bytes as they go out. */
+  obs?: { status(status: number): void; bytes(n: number): void };
 }
 
 export interface GatewayOptions {
@@ -54,11 +62,22 @@ export interface GatewayOptions {
   buffer?: EventBuffer;
   /** Port override (0 = any free port, for tests); default cfg.ports.gateway. */
   port?: number;
+  /**
+   * Live status WebSocket (/v1/live, live.ts): needs PostgreSQL. Default: on unless a fake
+   * stateLookup is given (unit tests without a database).
+   */
+  live?: boolean;
+  /** Coalescing window of live pushes per video; default 100 ms. */
+  liveCoalesceMs?: number;
+  /** Prometheus registry to register on; default a new one (createMetrics('gateway')). */
+  metrics?: Metrics;
 }
 
 export interface Gateway {
   port: number;
   buffer: EventBuffer;
+  metrics: Metrics;
+  live: LiveHub | null;
   /** Stops accepting, lets running responses finish (up to drainMs), flushes events, closes clients. */
   close(drainMs?: number): Promise<void>;
 }
@@ -75,6 +94,8 @@ function newCtx(res: HttpResponse, head = false): Ctx {
 function send(res: HttpResponse, ctx: Ctx, status: number, headers: readonly Header[], body?: string, close = false): void {
   if (ctx.aborted || ctx.done) return;
   ctx.done = true;
+  ctx.obs?.status(status);
+  if (body !== undefined && !ctx.head) ctx.obs?.bytes(Buffer.byteLength(body));
   res.cork(() => {
     res.writeStatus(statusLine(status));
     for (const [k, v] of headers) res.writeHeader(k, v);
@@ -95,9 +116,13 @@ const s3Status = (err: unknown) => (err as { $metadata?: { httpStatusCode?: numb
 
 export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): Promise<Gateway> {
   const log = opts.log ?? createLogger('gateway', cfg.logLevel);
+  const liveOn = opts.live ?? !opts.stateLookup;
   let pool: Pool | null = null;
-  if (!opts.stateLookup) pool = createPool(cfg, 5);
-  const stateOf = opts.stateLookup ?? cachedStateLookup(pgStateLookup(pool!));
+  if (!opts.stateLookup || liveOn) pool = createPool(cfg, 5);
+  const cachedState = opts.stateLookup ? null : cachedStateLookup(pgStateLookup(pool!));
+  const stateOf = opts.stateLookup ?? cachedState!;
+  const metrics = opts.metrics ?? createMetrics('gateway');
+  const m = gatewayMetrics(metrics);
   const s3 = opts.s3 ?? createS3(cfg);
   const ch = opts.buffer ? null : createClickhouse(cfg);
   const buffer =
@@ -107,11 +132,34 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
   const bucket = cfg.s3.bucket;
   let active = 0; // responses being streamed, waited for on shutdown
   // Served by /healthz: lets tests and operators see what reached the origin (e.g. coalescing).
-  const hls = { requests: 0, ok: 0, partial: 0, notModified: 0, notFound: 0, failed: 0 };
+  const hls = { requests: 0, ok: 0, partial: 0, notModified: 0, notFound: 0, failed: 0, forbidden: 0 };
+  /** A Ctx whose responses are counted per route and status (Prometheus). */
+  const track = (res: HttpResponse, route: string, head = false): Ctx => {
+    const ctx = newCtx(res, head);
+    ctx.obs = {
+      status: (status) => m.requests.inc({ route, status: String(status) }),
+      bytes: (n) => m.bytes.inc({ route }, n),
+    };
+    return ctx;
+  };
+  /** Times one object-storage call (until its response headers) for the origin latency histogram. */
+  const timed = async <T>(op: string, p: Promise<T>): Promise<T> => {
+    const end = m.originFetch.startTimer({ op });
+    try {
+      const r = await p;
+      end({ outcome: 'ok' });
+      return r;
+    } catch (err) {
+      const st = s3Status(err);
+      end({ outcome: st === 304 ? 'not_modified' : st === 404 ? 'not_found' : 'error' });
+      throw err;
+    }
+  };
 
   /** Streams an S3 body with backpressure; headers go out with the first chunk. */
   function streamBody(res: HttpResponse, ctx: Ctx, body: Readable, total: number, status: number, headers: readonly Header[]): void {
     const writeHead = () => {
+      ctx.obs?.status(status);
       res.writeStatus(statusLine(status));
       for (const [k, v] of headers) res.writeHeader(k, v);
     };
@@ -140,6 +188,7 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
     body.on('data', (chunk: Buffer) => {
       if (ctx.aborted || ctx.done) return finish();
       received += chunk.length;
+      ctx.obs?.bytes(chunk.length);
       const startOffset = res.getWriteOffset();
       let ok = false;
       let done = false;
@@ -189,26 +238,38 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
     const ifNoneMatch = req.getHeader('if-none-match');
     const ifModifiedSince = req.getHeader('if-modified-since');
     const ifRange = req.getHeader('if-range');
-    const ctx = newCtx(res, isHead);
+    const token = req.getQuery('token');
+    const ctx = track(res, routeOf(url), isHead);
     hls.requests++;
 
     const p = parseHlsPath(url);
     if (!p.ok) return sendError(res, ctx, p.code, p.message);
-    let state: string | null;
+    let access: { state: string; private: boolean } | null;
     try {
-      state = await stateOf(p.videoId);
+      access = toAccess(await stateOf(p.videoId));
     } catch (err) {
       log.error({ err: String(err) }, 'video state lookup failed');
       return sendError(res, ctx, 'UPSTREAM_UNAVAILABLE', 'metadata store unavailable');
     }
     if (ctx.aborted) return;
-    if (!state || !SERVABLE_STATES.has(state)) {
+    if (!access || !SERVABLE_STATES.has(access.state)) {
       hls.notFound++;
       return sendError(res, ctx, 'VIDEO_NOT_FOUND', `no playable video ${p.videoId}`);
     }
+    const state = access.state;
+    if (access.private) {
+      if (!token) {
+        hls.forbidden++;
+        return sendError(res, ctx, 'PLAYBACK_TOKEN_REQUIRED', 'this video is private: add ?token= from GET /v1/videos/{id}');
+      }
+      if (!verifyPlaybackToken(cfg.playbackSecret, token, p.videoId, Math.floor(Date.now() / 1000))) {
+        hls.forbidden++;
+        return sendError(res, ctx, 'PLAYBACK_TOKEN_INVALID', 'playback token is invalid or expired for this video');
+      }
+    }
 
     const Key = keys.hls(p.videoId, p.rel);
-    const cacheControl = cacheControlFor(p.rel, state);
+    const cacheControl = access.private ? PRIVATE_CACHE_CONTROL : cacheControlFor(p.rel, state);
     const base: Header[] = [
       ...CORS_HEADERS,
       ['Content-Type', contentTypeFor(p.rel)],
@@ -231,10 +292,19 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
     const signal = ctx.abort.signal;
 
     try {
+      if (access.private && p.rel.endsWith('.m3u8')) {
+        // Rewritten per token: no validators, no ranges, never cached (PRIVATE_CACHE_CONTROL).
+        const o = await timed('get', s3.send(new GetObjectCommand({ Bucket: bucket, Key }), { abortSignal: signal }));
+        const text = await (o.Body as { transformToString(): Promise<string> }).transformToString();
+        if (ctx.aborted) return;
+        hls.ok++;
+        return send(res, ctx, 200, base, rewritePlaylist(text, token!));
+      }
       if (isHead) {
-        const h = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key, ...conditional }), { abortSignal: signal });
+        const h = await timed('head', s3.send(new HeadObjectCommand({ Bucket: bucket, Key, ...conditional }), { abortSignal: signal }));
         if (ctx.aborted || ctx.done) return;
         ctx.done = true;
+        ctx.obs?.status(200);
         res.cork(() => {
           res.writeStatus('200 OK');
           for (const [k, v] of [...base, ...meta(h.ETag, h.LastModified)]) res.writeHeader(k, v);
@@ -247,7 +317,7 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
       }
       if (rangeHeader) {
         // The object's size decides the range: ask for it first (ranges are rare in HLS).
-        const h = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key }), { abortSignal: signal });
+        const h = await timed('head', s3.send(new HeadObjectCommand({ Bucket: bucket, Key }), { abortSignal: signal }));
         if (ctx.aborted) return;
         if (etagMatches(ifNoneMatch, h.ETag)) return notModified(h.ETag);
         const size = h.ContentLength ?? 0;
@@ -257,9 +327,9 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
           return sendError(res, ctx, 'RANGE_NOT_SATISFIABLE', `object has ${size} bytes`, [['Content-Range', `bytes */${size}`]]);
         }
         if (r.kind === 'range') {
-          const o = await s3.send(
-            new GetObjectCommand({ Bucket: bucket, Key, Range: `bytes=${r.start}-${r.end}`, IfMatch: h.ETag }),
-            { abortSignal: signal },
+          const o = await timed(
+            'get',
+            s3.send(new GetObjectCommand({ Bucket: bucket, Key, Range: `bytes=${r.start}-${r.end}`, IfMatch: h.ETag }), { abortSignal: signal }),
           );
           if (ctx.aborted) return void (o.Body as Readable | undefined)?.destroy();
           const len = r.end - r.start + 1;
@@ -271,7 +341,7 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
           ]);
         }
       }
-      const o = await s3.send(new GetObjectCommand({ Bucket: bucket, Key, ...conditional }), { abortSignal: signal });
+      const o = await timed('get', s3.send(new GetObjectCommand({ Bucket: bucket, Key, ...conditional }), { abortSignal: signal }));
       if (ctx.aborted) return void (o.Body as Readable | undefined)?.destroy();
       hls.ok++;
       return streamBody(res, ctx, o.Body as Readable, o.ContentLength ?? 0, 200, [...base, ...meta(o.ETag, o.LastModified)]);
@@ -292,7 +362,7 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
 
   function postEvents(res: HttpResponse, req: HttpRequest): void {
     const declared = Number(req.getHeader('content-length') || '0');
-    const ctx = newCtx(res);
+    const ctx = track(res, 'events');
     if (declared > MAX_BODY_BYTES) {
       return sendError(res, ctx, 'PAYLOAD_TOO_LARGE', `at most ${MAX_BODY_BYTES} bytes per batch`, [], true);
     }
@@ -321,10 +391,21 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
   }
 
   const app = uWS.App();
+  const live = liveOn
+    ? attachLive(app, { cfg, db: pool!, log, coalesceMs: opts.liveCoalesceMs, onChange: (id) => cachedState?.invalidate(id) })
+    : null;
+  m.observe(() => buffer.stats() as Partial<ReturnType<EventBuffer['stats']>>, () => live?.stats() ?? null);
   app
     .get('/healthz', (res) => {
       const ctx = newCtx(res);
-      send(res, ctx, 200, [['Content-Type', 'application/json'], ['Cache-Control', 'no-store']], JSON.stringify({ status: 'ok', hls, events: buffer.stats() }));
+      send(res, ctx, 200, [['Content-Type', 'application/json'], ['Cache-Control', 'no-store']], JSON.stringify({ status: 'ok', hls, events: buffer.stats(), live: live?.stats() ?? null }));
+    })
+    .get('/metrics', (res) => {
+      const ctx = track(res, 'metrics');
+      metrics.metrics().then(
+        (text) => send(res, ctx, 200, [['Content-Type', metrics.contentType], ['Cache-Control', 'no-store']], text),
+        (err) => sendError(res, ctx, 'INTERNAL', String(err)),
+      );
     })
     .head('/healthz', (res) => {
       res.cork(() => res.writeStatus('200 OK').writeHeader('Content-Length', '0').endWithoutBody());
@@ -360,9 +441,12 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
   return {
     port,
     buffer,
+    metrics,
+    live,
     close(drainMs = 5_000) {
       closing ??= (async () => {
         uWS.us_listen_socket_close(listenSocket);
+        await live?.close();
         const until = Date.now() + drainMs;
         while (active > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
         app.close(); // drops idle keep-alive connections, which would otherwise hold the process
@@ -372,6 +456,89 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
         log.info({ events: buffer.stats() }, 'gateway stopped');
       })();
       return closing;
+    },
+  };
+}
+
+type BufferStats = Partial<ReturnType<EventBuffer['stats']>>;
+type LiveStatsFn = () => ReturnType<LiveHub['stats']> | null;
+
+/** The gateway's Prometheus series on `metrics.registry`. */
+function gatewayMetrics(metrics: Metrics) {
+  const registers = [metrics.registry];
+  const requests = new prom.Counter({
+    name: 'vora_gateway_http_requests_total',
+    help: 'HTTP responses by route (hls_playlist, hls_segment, hls_other, events, metrics) and status',
+    labelNames: ['route', 'status'],
+    registers,
+  });
+  const bytes = new prom.Counter({ name: 'vora_gateway_response_body_bytes_total', help: 'Response body bytes sent, by route', labelNames: ['route'], registers });
+  const originFetch = new prom.Histogram({
+    name: 'vora_gateway_origin_fetch_seconds',
+    help: 'Object storage (MinIO/S3) request latency until response headers, by operation and outcome',
+    labelNames: ['op', 'outcome'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers,
+  });
+  let bufferStats: () => BufferStats = () => ({});
+  let liveStats: LiveStatsFn = () => null;
+  // Counters mirrored from the EventBuffer's own counters (increased by the difference at scrape).
+  const seen: Record<string, number> = {};
+  new prom.Counter({
+    name: 'vora_events_total',
+    help: 'Playback events by outcome: accepted (202), flushed (stored in ClickHouse), spilled (to the disk spool), replayed (from the spool), dropped (spool full)',
+    labelNames: ['outcome'],
+    registers,
+    collect() {
+      const s = bufferStats();
+      for (const k of ['accepted', 'flushed', 'spilled', 'replayed', 'dropped'] as const) {
+        const v = Number(s[k] ?? 0);
+        const d = v - (seen[k] ?? 0);
+        if (d > 0) this.inc({ outcome: k }, d);
+        seen[k] = Math.max(v, seen[k] ?? 0);
+        if (d === 0 && seen[k] === 0) this.inc({ outcome: k }, 0);
+      }
+    },
+  });
+  new prom.Gauge({
+    name: 'vora_events_buffered',
+    help: 'Events held in memory waiting for ClickHouse',
+    registers,
+    collect() {
+      this.set(Number(bufferStats().buffered ?? 0));
+    },
+  });
+  new prom.Gauge({
+    name: 'vora_events_spool_bytes',
+    help: 'Bytes of events spooled to disk while ClickHouse is unavailable',
+    registers,
+    collect() {
+      this.set(Number(bufferStats().spoolBytes ?? 0));
+    },
+  });
+  new prom.Gauge({
+    name: 'vora_live_sockets',
+    help: 'Open /v1/live WebSockets',
+    registers,
+    collect() {
+      this.set(liveStats()?.sockets ?? 0);
+    },
+  });
+  new prom.Gauge({
+    name: 'vora_live_subscriptions',
+    help: 'Video subscriptions over all /v1/live WebSockets',
+    registers,
+    collect() {
+      this.set(liveStats()?.subscriptions ?? 0);
+    },
+  });
+  return {
+    requests,
+    bytes,
+    originFetch,
+    observe(b: () => BufferStats, l: LiveStatsFn) {
+      bufferStats = b;
+      liveStats = l;
     },
   };
 }

@@ -1,6 +1,7 @@
 // The streaming gateway and analytics against real servers: ClickHouse 18.16, MinIO, PostgreSQL 15
 // and Varnish 7.1, each started here (gateway-support.ts) on free ports in temp dirs.
 //   npx vitest run --config test/integration/gateway.vitest.config.ts
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -11,8 +12,11 @@ import { EventBuffer } from '../../src/analytics/buffer.ts';
 import { clickhouseSink, createClickhouse, ensureClickhouseSchema, videoAnalytics } from '../../src/analytics/clickhouse.ts';
 import { toRow, type PlaybackEvent } from '../../src/analytics/events.ts';
 import type { VoraConfig } from '../../src/common/config.ts';
+import { signPlaybackToken } from '../../src/common/playback-token.ts';
 import { createS3 } from '../../src/common/s3.ts';
 import { startGateway, type Gateway } from '../../src/gateway/main.ts';
+import { prewarmVideo } from '../../src/gateway/prewarm.ts';
+import { parseVarnishstat } from '../../src/stack/varnishstat.ts';
 import { banVideoCache, renderVcl } from '../../src/gateway/vcl.ts';
 import {
   applyMigrations,
@@ -29,6 +33,17 @@ import {
 const READY = 'vid_readyaaaaaaaaaaaaaaa';
 const PARTIAL = 'vid_partialaaaaaaaaaaaaa';
 const PROCESSING = 'vid_processingaaaaaaaaaa';
+const PRIVATE = 'vid_privateaaaaaaaaaaaaa';
+const WARM = 'vid_prewarmaaaaaaaaaaaaa';
+const SECRET = 'gateway-test-playback-secret';
+const mediaPlaylist = (n: number) =>
+  '#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:4\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-MAP:URI="init.mp4"\n' +
+  Array.from({ length: n }, (_, i) => `#EXTINF:4.000,\nseg_${String(i).padStart(5, '0')}.m4s\n`).join('') +
+  '#EXT-X-ENDLIST\n';
+const warmMaster =
+  '#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="en",DEFAULT=YES,URI="audio/index.m3u8"\n' +
+  '#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360,AUDIO="aud"\n360p/index.m3u8\n' +
+  '#EXT-X-STREAM-INF:BANDWIDTH=2500000,RESOLUTION=1280x720,AUDIO="aud"\n720p/index.m3u8\n';
 const BIG = 8 * 1024 * 1024 + 123;
 
 function pattern(n: number, seed: number): Buffer {
@@ -46,6 +61,19 @@ let gw: Gateway;
 let G: string; // gateway base URL
 let V: string; // varnish base URL
 let dataDir: string;
+let varnishDir: string;
+const varnishstat = () => parseVarnishstat(execFileSync('varnishstat', ['-n', path.join(varnishDir, 'work'), '-j'], { encoding: 'utf8' }));
+/** Worker threads publish their counters lazily: read until two reads 300 ms apart agree. */
+async function settledVarnishstat() {
+  let prev = varnishstat();
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setTimeout(r, 300));
+    const cur = varnishstat();
+    if (JSON.stringify(cur) === JSON.stringify(prev)) return cur;
+    prev = cur;
+  }
+  return prev;
+}
 
 /** Raw request: fetch would normalise "..", and we want exact status/headers/body. */
 function raw(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string } = {}) {
@@ -87,16 +115,16 @@ beforeAll(async () => {
   servers.push(ch, minio, pgs);
   await applyMigrations(pgs.url);
   dataDir = tempDir('data');
-  cfg = configFor({ minio: minio.port, accessKey: minio.accessKey, secretKey: minio.secretKey, bucket: 'vora', clickhouse: ch.port, pgUrl: pgs.url, dataDir });
+  cfg = { ...configFor({ minio: minio.port, accessKey: minio.accessKey, secretKey: minio.secretKey, bucket: 'vora', clickhouse: ch.port, pgUrl: pgs.url, dataDir }), playbackSecret: SECRET };
   expect(await ensureClickhouseSchema(cfg)).toEqual(['001_events.sql']);
   expect(await ensureClickhouseSchema(cfg)).toEqual(['001_events.sql']); // idempotent
 
   const db = new pg.Client({ connectionString: pgs.url });
   await db.connect();
-  for (const [vid, state] of [[READY, 'READY'], [PARTIAL, 'PARTIALLY_READY'], [PROCESSING, 'PROCESSING']] as const) {
+  for (const [vid, state, priv] of [[READY, 'READY', false], [PARTIAL, 'PARTIALLY_READY', false], [PROCESSING, 'PROCESSING', false], [PRIVATE, 'READY', true], [WARM, 'READY', false]] as const) {
     const upl = vid.replace('vid_', 'upl_');
     await db.query(`INSERT INTO uploads (upload_id, status) VALUES ($1, 'UPLOADED')`, [upl]);
-    await db.query(`INSERT INTO videos (video_id, upload_id, state, source_key, workflow_id) VALUES ($1, $2, $3, 'src', $4)`, [vid, upl, state, `wf-${vid}`]);
+    await db.query(`INSERT INTO videos (video_id, upload_id, state, source_key, workflow_id, private) VALUES ($1, $2, $3, 'src', $4, $5)`, [vid, upl, state, `wf-${vid}`, priv]);
   }
   await db.end();
 
@@ -106,12 +134,24 @@ beforeAll(async () => {
     await s3.send(new PutObjectCommand({ Bucket: 'vora', Key: `hls/${vid}/360p/init.mp4`, Body: init }));
     await s3.send(new PutObjectCommand({ Bucket: 'vora', Key: `hls/${vid}/360p/seg_00000.m4s`, Body: segment }));
   }
+  await s3.send(new PutObjectCommand({ Bucket: 'vora', Key: `hls/${READY}/360p/seg_00001.m4s`, Body: init }));
+  await s3.send(new PutObjectCommand({ Bucket: 'vora', Key: `hls/${PRIVATE}/master.m3u8`, Body: master }));
+  await s3.send(new PutObjectCommand({ Bucket: 'vora', Key: `hls/${PRIVATE}/360p/index.m3u8`, Body: mediaPlaylist(2) }));
+  await s3.send(new PutObjectCommand({ Bucket: 'vora', Key: `hls/${PRIVATE}/360p/init.mp4`, Body: init }));
+  await s3.send(new PutObjectCommand({ Bucket: 'vora', Key: `hls/${PRIVATE}/360p/seg_00000.m4s`, Body: init }));
+  await s3.send(new PutObjectCommand({ Bucket: 'vora', Key: `hls/${WARM}/master.m3u8`, Body: warmMaster }));
+  for (const r of ['360p', '720p', 'audio']) {
+    await s3.send(new PutObjectCommand({ Bucket: 'vora', Key: `hls/${WARM}/${r}/index.m3u8`, Body: mediaPlaylist(4) }));
+    await s3.send(new PutObjectCommand({ Bucket: 'vora', Key: `hls/${WARM}/${r}/init.mp4`, Body: init }));
+    for (let i = 0; i < 4; i++) await s3.send(new PutObjectCommand({ Bucket: 'vora', Key: `hls/${WARM}/${r}/seg_0000${i}.m4s`, Body: init }));
+  }
   s3.destroy();
 
   gw = await startGateway(cfg, { port: 0 });
   G = `http://127.0.0.1:${gw.port}`;
   const varnish = await startVarnish(renderVcl({ gatewayHost: '127.0.0.1', gatewayPort: gw.port }));
   servers.push(varnish);
+  varnishDir = varnish.dir;
   V = `http://127.0.0.1:${varnish.port}`;
   // The probe must see the gateway healthy before Varnish sends it traffic.
   await until('varnish backend healthy', async () => (await raw(`${V}/hls/${READY}/360p/init.mp4`)).status === 200);
@@ -317,6 +357,121 @@ describe('varnish in front of the gateway', () => {
     expect(r.status).toBe(202);
     expect(JSON.parse(r.body.toString())).toEqual({ accepted: 1 });
     await until('event via varnish stored', async () => (await chCount(`session_id = 'via-varnish'`)) === 1);
+  });
+});
+
+describe('private videos', () => {
+  const good = () => signPlaybackToken(SECRET, PRIVATE, Math.floor(Date.now() / 1000) + 600);
+  const codeOf = async (url: string) => {
+    const r = await raw(url);
+    return [r.status, JSON.parse(r.body.toString()).error.code, r.headers['cache-control']];
+  };
+
+  it('refuses requests without a token or with a bad, foreign or expired one (403)', async () => {
+    expect(await codeOf(`${G}/hls/${PRIVATE}/master.m3u8`)).toEqual([403, 'PLAYBACK_TOKEN_REQUIRED', 'no-store']);
+    expect(await codeOf(`${G}/hls/${PRIVATE}/360p/seg_00000.m4s`)).toEqual([403, 'PLAYBACK_TOKEN_REQUIRED', 'no-store']);
+    expect(await codeOf(`${G}/hls/${PRIVATE}/master.m3u8?token=nonsense`)).toEqual([403, 'PLAYBACK_TOKEN_INVALID', 'no-store']);
+    const foreign = signPlaybackToken(SECRET, READY, Math.floor(Date.now() / 1000) + 600);
+    expect((await codeOf(`${G}/hls/${PRIVATE}/master.m3u8?token=${foreign}`))[1]).toBe('PLAYBACK_TOKEN_INVALID');
+    const expired = signPlaybackToken(SECRET, PRIVATE, Math.floor(Date.now() / 1000) - 1);
+    expect((await codeOf(`${G}/hls/${PRIVATE}/master.m3u8?token=${expired}`))[1]).toBe('PLAYBACK_TOKEN_INVALID');
+    const otherSecret = signPlaybackToken('another-secret', PRIVATE, Math.floor(Date.now() / 1000) + 600);
+    expect((await codeOf(`${G}/hls/${PRIVATE}/master.m3u8?token=${otherSecret}`))[1]).toBe('PLAYBACK_TOKEN_INVALID');
+    // Through Varnish: the same answers, never from the cache.
+    expect((await codeOf(`${V}/hls/${PRIVATE}/master.m3u8`))[0]).toBe(403);
+    expect((await codeOf(`${V}/hls/${PRIVATE}/master.m3u8?token=nonsense`))[1]).toBe('PLAYBACK_TOKEN_INVALID');
+  });
+
+  it('serves playlists rewritten so every URI carries the token, and media, all private/no-store', async () => {
+    const token = good();
+    const m = await raw(`${G}/hls/${PRIVATE}/master.m3u8?token=${token}`);
+    expect(m.status).toBe(200);
+    expect(m.headers['cache-control']).toBe('private, no-store');
+    expect(m.headers.etag).toBeUndefined();
+    expect(m.body.toString()).toBe(master.replace('360p/index.m3u8', `360p/index.m3u8?token=${token}`));
+    const p = await raw(`${G}/hls/${PRIVATE}/360p/index.m3u8?token=${token}`);
+    const text = p.body.toString();
+    expect(text).toContain(`#EXT-X-MAP:URI="init.mp4?token=${token}"`);
+    expect(text).toContain(`seg_00000.m4s?token=${token}\n`);
+    expect(text).toContain(`seg_00001.m4s?token=${token}\n`);
+    expect(text.split('\n').filter((l) => l && !l.startsWith('#')).every((l) => l.endsWith(`?token=${token}`))).toBe(true);
+    const seg = await raw(`${G}/hls/${PRIVATE}/360p/seg_00000.m4s?token=${token}`);
+    expect(seg.status).toBe(200);
+    expect(seg.body.equals(init)).toBe(true);
+    expect(seg.headers['cache-control']).toBe('private, no-store');
+  });
+
+  it('is passed by Varnish (never cached), while public media ignores tokens in its cache key', async () => {
+    const token = good();
+    const before = (await settledVarnishstat()).backendRequests;
+    for (let i = 0; i < 3; i++) {
+      const r = await raw(`${V}/hls/${PRIVATE}/360p/seg_00000.m4s?token=${token}`);
+      expect([r.status, r.headers['x-cache'], r.headers['cache-control']]).toEqual([200, 'MISS', 'private, no-store']);
+    }
+    const pl = await raw(`${V}/hls/${PRIVATE}/360p/index.m3u8?token=${token}`);
+    expect(pl.body.toString()).toContain(`seg_00000.m4s?token=${token}`);
+    expect((await settledVarnishstat()).backendRequests - before).toBe(4);
+    // A public object fetched with and without a query string is one cache object.
+    const plain = await raw(`${V}/hls/${READY}/master.m3u8?cb=1`);
+    expect(plain.status).toBe(200);
+    expect((await raw(`${V}/hls/${READY}/master.m3u8?cb=2`)).headers['x-cache']).toBe('HIT');
+    // A token on a public video: passed (not cached under a token key), still served.
+    const withToken = await raw(`${V}/hls/${READY}/master.m3u8?token=x`);
+    expect([withToken.status, withToken.headers['x-cache']]).toEqual([200, 'MISS']);
+    expect((await raw(`${V}/hls/${READY}/master.m3u8`)).headers['x-cache']).toBe('HIT');
+  });
+});
+
+describe('pre-warming', () => {
+  it('fetches master, media playlists, init and the first 2 segments of each rendition through Varnish', async () => {
+    const r = await prewarmVideo({ playbackUrl: V }, WARM, { concurrency: 3 });
+    expect(r).toMatchObject({ videoId: WARM, failed: 0, playlists: 4, segments: 9, requested: 13, ok: 13, alreadyCached: 0, errors: [] });
+    for (const rend of ['360p', '720p', 'audio']) {
+      for (const obj of ['index.m3u8', 'init.mp4', 'seg_00000.m4s', 'seg_00001.m4s']) {
+        expect((await raw(`${V}/hls/${WARM}/${rend}/${obj}`)).headers['x-cache']).toBe('HIT');
+      }
+      expect((await raw(`${V}/hls/${WARM}/${rend}/seg_00002.m4s`)).headers['x-cache']).toBe('MISS');
+    }
+    const again = await prewarmVideo({ playbackUrl: V }, WARM);
+    expect(again.alreadyCached).toBe(13);
+  });
+
+  it('never throws: unknown videos, bad ids and dead endpoints are counted', async () => {
+    expect(await prewarmVideo({ playbackUrl: V }, 'vid_unknownaaaaaaaaaaaaa')).toMatchObject({ requested: 1, ok: 0, failed: 1 });
+    expect(await prewarmVideo({ playbackUrl: V }, '../x')).toMatchObject({ requested: 0, failed: 1 });
+    const dead = await prewarmVideo({ playbackUrl: `http://127.0.0.1:${await freePort()}` }, WARM, { timeoutMs: 500 });
+    expect(dead).toMatchObject({ requested: 1, ok: 0, failed: 1 });
+  });
+});
+
+describe('coalescing at scale and metrics', () => {
+  it('100 concurrent first requests for one segment make exactly one origin request', async () => {
+    const url = `${V}/hls/${READY}/360p/seg_00001.m4s`;
+    const gwCount = async () => JSON.parse((await raw(`${G}/healthz`)).body.toString()).hls.requests as number;
+    const [g0, v0] = [await gwCount(), await settledVarnishstat()];
+    const all = await Promise.all(Array.from({ length: 100 }, () => raw(url)));
+    expect(all.every((r) => r.status === 200 && r.body.equals(init))).toBe(true);
+    expect((await gwCount()) - g0).toBe(1);
+    const v1 = await settledVarnishstat();
+    expect(v1.hits + v1.misses - (v0.hits + v0.misses)).toBe(100);
+    // (MAIN.cache_miss may count waiting-list requests woken before the object was inserted; what
+    // matters is what reached the origin.)
+    expect(v1.backendRequests - v0.backendRequests).toBe(1);
+  });
+
+  it('exposes Prometheus metrics', async () => {
+    const r = await raw(`${G}/metrics`);
+    expect(r.status).toBe(200);
+    expect(r.headers['content-type']).toMatch(/^text\/plain/);
+    const text = r.body.toString();
+    expect(text).toMatch(/vora_gateway_http_requests_total\{route="hls_segment",status="200",service="gateway"\} [1-9]\d*/);
+    expect(text).toMatch(/vora_gateway_http_requests_total\{route="hls_playlist",status="403",service="gateway"\} [1-9]\d*/);
+    expect(text).toMatch(/vora_gateway_response_body_bytes_total\{route="hls_segment",service="gateway"\} [1-9]\d*/);
+    expect(text).toMatch(/vora_gateway_origin_fetch_seconds_bucket\{le="0\.005",service="gateway",op="get",outcome="ok"\} \d+/);
+    for (const o of ['accepted', 'flushed', 'spilled', 'dropped']) expect(text).toContain(`vora_events_total{outcome="${o}",service="gateway"}`);
+    expect(text).toContain('vora_live_subscriptions{service="gateway"} 0');
+    expect(text).toContain('vora_live_sockets{service="gateway"}');
+    expect(text).toContain('vora_process_cpu_seconds_total{service="gateway"}');
   });
 });
 
