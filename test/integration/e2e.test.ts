@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { makeClip } from '../fixtures/generate.ts';
+import { makeClip, makeEmpty, makeRandomBytes } from '../fixtures/generate.ts';
 import { collectPageErrors, ensureWebBuilt, launchChromium, screenshot, stackApiKey } from '../support/browser.ts';
 import { stackConfig, until } from '../support/client.ts';
 
@@ -165,5 +165,70 @@ describe('web app in Chromium', () => {
     await page.waitForTimeout(300);
     await screenshot(page, '06-analytics');
     expect(fs.existsSync(path.join('test-artifacts', '06-analytics.png'))).toBe(true);
+  });
+
+
+  it('pauses, resumes, and after a reload continues the same file from the server offset', async () => {
+    const file = makeClip({ durationSec: 6, width: 1280, height: 720, fps: 30, audio: true });
+    const size = fs.statSync(file).size;
+    await page.goto(`${cfg.apiUrl}/upload`);
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Network.enable');
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 20, downloadThroughput: -1, uploadThroughput: Math.ceil(size / 12) });
+    await page.locator('[data-testid=file-input]').setInputFiles(file);
+    const item = page.locator('[data-testid=upload-item]').first();
+    const progress = async () => Number(await item.getAttribute('data-progress'));
+    await until('upload at ~15%', async () => ((await progress()) >= 0.15 ? true : undefined), 60_000);
+
+    await item.getByRole('button', { name: 'Pause' }).click();
+    expect(await item.getAttribute('data-status')).toBe('paused');
+    const paused = await progress();
+    await page.waitForTimeout(1500);
+    expect(await progress()).toBe(paused);
+    await item.getByRole('button', { name: 'Resume' }).click();
+    await until('upload at ~40%', async () => ((await progress()) >= 0.4 ? true : undefined), 60_000);
+
+    // Reload mid-upload: the page lists the unfinished upload; choosing the same file continues it.
+    await page.reload();
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    const stored = page.locator('section.stored');
+    await stored.waitFor();
+    expect(await stored.innerText()).toContain(path.basename(file));
+    await screenshot(page, '07-upload-unfinished');
+    await page.locator('[data-testid=file-input]').setInputFiles(file);
+    const again = page.locator('[data-testid=upload-item]').first();
+    await until('resumed upload finished', async () => {
+      const st = await again.getAttribute('data-status');
+      if (st === 'error') throw new Error(`upload failed: ${await again.innerText()}`);
+      return st === 'done' ? true : undefined;
+    }, 60_000);
+    expect(Number(await again.getAttribute('data-resumed-from'))).toBeGreaterThan(0);
+    expect(await again.getAttribute('data-video-id')).toMatch(/^vid_/);
+    // Done uploads leave the "unfinished" list.
+    await until('unfinished list empty', async () => ((await page.locator('section.stored').count()) === 0 ? true : undefined), 10_000);
+  });
+
+  it('explains rejected files and failed videos, and deletes a video', async () => {
+    await page.goto(`${cfg.apiUrl}/upload`);
+    await page.locator('[data-testid=file-input]').setInputFiles([makeEmpty(), makeRandomBytes(200 * 1024)]);
+    const empty = page.locator('[data-testid=upload-item]', { hasText: 'empty.mp4' });
+    const noise = page.locator('[data-testid=upload-item]', { hasText: 'random-' });
+    await until('empty file rejected', async () => ((await empty.getAttribute('data-status')) === 'error' ? true : undefined), 30_000);
+    expect(await empty.innerText()).toContain('The file is empty.');
+    await until('noise FAILED', async () => ((await noise.getAttribute('data-video-state')) === 'FAILED' ? true : undefined), 120_000);
+    const failedId = (await noise.getAttribute('data-video-id'))!;
+    expect(await noise.innerText()).toMatch(/[A-Z_]{4,}: /);
+    await screenshot(page, '08-upload-rejected');
+
+    // The library says why it failed, and deletes it.
+    await page.getByRole('link', { name: 'Library' }).click();
+    const card = page.locator(`[data-testid=video-card][data-video-id="${failedId}"]`);
+    await card.waitFor();
+    expect(await card.locator('[data-testid=failure]').innerText()).toMatch(/[A-Z_]{4,}: ./);
+    await screenshot(page, '09-library-failed');
+    page.once('dialog', (d) => void d.accept());
+    await card.getByRole('button', { name: 'Delete' }).click();
+    await card.waitFor({ state: 'detached' });
+    expect((await fetch(`${cfg.apiUrl}/v1/videos/${failedId}`)).status).toBe(404);
   });
 });
