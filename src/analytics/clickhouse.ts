@@ -169,6 +169,11 @@ export interface VideoAnalytics {
   averageWatchTimeSec: number;
   dropOff: { segment: number; viewers: number }[];
   bitrateDistribution: { bandwidth: number; share: number }[];
+  /** Extra fields beyond CONTRACT.md (clients ignore what they do not know). */
+  rebufferEvents: number;
+  rebufferedSessions: number;
+  rebufferRatio: number;
+  rebuffersPerMinute: number;
 }
 
 /** One shared client per ClickHouse URL for callers that pass none (the API). */
@@ -184,6 +189,11 @@ const defaultClients = new Map<string, ClickHouseClient>();
  *   segment-aligned, so the index is comparable across renditions), ascending by segment;
  * - bitrateDistribution: share of `segment_fetched` events per `bandwidth` (time spent per rung);
  *   if no segment_fetched carries a bandwidth, the share of `bitrate_selected` events instead.
+ * Beyond the contract (rebuffering; players send one `rebuffer` event per stall, no duration):
+ * - rebufferEvents: `rebuffer` events; rebufferedSessions: sessions with at least one;
+ * - rebufferRatio: rebufferEvents / views, i.e. stalls per session (0 without views);
+ * - rebuffersPerMinute: rebufferEvents per minute of watch time (the summed per-session watch time
+ *   above; 0 without watch time): comparable between short and long videos.
  * All reads use FINAL (on the ReplacingMergeTree of 001_events.sql) so rows of a retried batch that
  * are not merged yet count once.
  */
@@ -198,7 +208,7 @@ export async function videoAnalytics(
   const v = quoteString(videoId);
   const q = async <T>(query: string): Promise<T[]> => (await client.query({ query, format: 'JSONEachRow' })).json<T>();
 
-  const [viewRows, watchRows, drop, rates] = await Promise.all([
+  const [viewRows, watchRows, drop, rates, stalls] = await Promise.all([
     q<{ views: string }>(`SELECT uniqExact(session_id) AS views FROM ${t} WHERE video_id = ${v}`),
     q<{ total: number | null }>(
       `SELECT sum(w) AS total FROM (
@@ -219,6 +229,9 @@ export async function videoAnalytics(
        WHERE video_id = ${v} AND type IN ('segment_fetched', 'bitrate_selected') AND isNotNull(bandwidth)
        GROUP BY type, bandwidth`,
     ),
+    q<{ events: string; sessions: string }>(
+      `SELECT count() AS events, uniqExact(session_id) AS sessions FROM ${t} WHERE video_id = ${v} AND type = 'rebuffer'`,
+    ),
   ]);
 
   const views = Number(viewRows[0]?.views ?? 0);
@@ -226,6 +239,7 @@ export async function videoAnalytics(
   const fetched = rates.filter((r) => r.type === 'segment_fetched');
   const basis = fetched.length > 0 ? fetched : rates.filter((r) => r.type === 'bitrate_selected');
   const total = basis.reduce((s, r) => s + Number(r.n), 0);
+  const rebufferEvents = Number(stalls[0]?.events ?? 0);
   return {
     views,
     averageWatchTimeSec: views > 0 ? round(watchTotal / views, 3) : 0,
@@ -233,6 +247,10 @@ export async function videoAnalytics(
     bitrateDistribution: basis
       .map((r) => ({ bandwidth: Number(r.bandwidth), share: total > 0 ? round(Number(r.n) / total, 4) : 0 }))
       .sort((a, b) => a.bandwidth - b.bandwidth),
+    rebufferEvents,
+    rebufferedSessions: Number(stalls[0]?.sessions ?? 0),
+    rebufferRatio: views > 0 ? round(rebufferEvents / views, 4) : 0,
+    rebuffersPerMinute: watchTotal > 0 ? round(rebufferEvents / (watchTotal / 60), 4) : 0,
   };
 }
 

@@ -63,7 +63,14 @@ function stopper(child: ChildProcess, dir: string, keep = false): () => Promise<
 
 const httpOk = async (url: string) => (await fetch(url)).ok;
 
-export async function startClickhouse(): Promise<Server> {
+export interface ClickhouseServer extends Server {
+  /** Stops the server but keeps its data dir and ports (SIGTERM, then SIGKILL after 10 s). */
+  pause(): Promise<void>;
+  /** Starts it again on the same port and data; resolves once /ping answers. */
+  resume(): Promise<void>;
+}
+
+export async function startClickhouse(): Promise<ClickhouseServer> {
   const dir = tempDir('ch');
   const [http, tcp] = [await freePort(), await freePort()];
   fs.mkdirSync(path.join(dir, 'log'));
@@ -100,9 +107,28 @@ export async function startClickhouse(): Promise<Server> {
 `,
   );
   const logFile = path.join(dir, 'stdout.log');
-  const child = launch('clickhouse-server', [`--config-file=${dir}/config.xml`], logFile);
-  await waitFor('clickhouse', () => httpOk(`http://127.0.0.1:${http}/ping`), child, path.join(dir, 'log/err.log'));
-  return { port: http, dir, stop: stopper(child, dir) };
+  const run = async () => {
+    const child = launch('clickhouse-server', [`--config-file=${dir}/config.xml`], logFile);
+    await waitFor('clickhouse', () => httpOk(`http://127.0.0.1:${http}/ping`), child, path.join(dir, 'log/err.log'));
+    return child;
+  };
+  let child: ChildProcess | null = await run();
+  return {
+    port: http,
+    dir,
+    stop: async () => {
+      if (child) await stopper(child, dir)();
+      else if (!process.env.VORA_KEEP_TEST_DATA) fs.rmSync(dir, { recursive: true, force: true });
+      child = null;
+    },
+    pause: async () => {
+      if (child) await stopper(child, dir, true)();
+      child = null;
+    },
+    resume: async () => {
+      if (!child) child = await run();
+    },
+  };
 }
 
 export function minioBinary(): string {

@@ -507,8 +507,22 @@ describe('events into ClickHouse 18.16', () => {
         { bandwidth: 800000, share: 0.75 },
         { bandwidth: 2500000, share: 0.25 },
       ],
+      // One stall in 2 sessions and 22 s of watch time.
+      rebufferEvents: 1,
+      rebufferedSessions: 1,
+      rebufferRatio: 0.5,
+      rebuffersPerMinute: 2.7273, // 1 / (22 / 60)
     });
-    expect(await videoAnalytics('vid_nothingaaaaaaaaaaaaa', { cfg })).toEqual({ views: 0, averageWatchTimeSec: 0, dropOff: [], bitrateDistribution: [] });
+    expect(await videoAnalytics('vid_nothingaaaaaaaaaaaaa', { cfg })).toEqual({
+      views: 0,
+      averageWatchTimeSec: 0,
+      dropOff: [],
+      bitrateDistribution: [],
+      rebufferEvents: 0,
+      rebufferedSessions: 0,
+      rebufferRatio: 0,
+      rebuffersPerMinute: 0,
+    });
   });
 
   it('rejects invalid batches with INVALID_EVENTS and oversized ones with 413', async () => {
