@@ -65,7 +65,7 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
   // Each held lock (upload PATCH/HEAD, finalize) keeps one connection while it runs.
   const lockPool = new pg.Pool({ connectionString: config.postgres.url, max: 64 });
   lockPool.on('error', () => {});
-  const ctx: ApiContext = { cfg: config, pool: deps.pool, lockPool, s3: deps.s3, temporal: deps.temporal, log, opts };
+  const ctx: ApiContext = { cfg: config, pool: deps.pool, lockPool, s3: deps.s3, temporal: deps.temporal, log, opts, streamedDigests: new Map() };
   const tus = createTus(ctx);
 
   let fastifyHandler: http.RequestListener | null = null;

@@ -47,6 +47,11 @@ export interface ApiContext {
   temporal: TemporalClient;
   log: Logger;
   opts: ApiOptions;
+  /**
+   * sha256 of uploads whose every byte this process received in order (tus.ts), with how many
+   * bytes it covers; finalize uses it instead of reading the object back. Bounded, per process.
+   */
+  streamedDigests: Map<string, { offset: number; hash: import('node:crypto').Hash }>;
   /** Every route fastify registered (createApi fills it; OpenAPI lists the ones under /v1/). */
   routes?: { method: string; url: string }[];
 }

@@ -4,7 +4,10 @@
 // workflow:
 //   1. upload row says UPLOADED already?  -> skip to 4 (the temp object may be gone by then)
 //   2. stream the temp object, sha256 it; client's sha256 differs -> upload FAILED CHECKSUM_MISMATCH
-//   3. server-side copy to keys.source(videoId)         (same bytes to the same key: repeatable)
+//   3. (no copy) the verified tus object `uploads/<uploadId>` stays where it is and becomes the
+//      video's source (videos.source_key; the worker reads that column). A server-side copy to
+//      another key would write the whole file a second time (bench/upload.ts: about half the
+//      upload's throughput at 1 GiB).
 //   4. ONE transaction: upload UPLOADED + video CREATED (video id derived from the upload id, so a
 //      second run inserts nothing: ON CONFLICT DO NOTHING); the video takes the upload's owner and
 //      private flag
@@ -18,9 +21,8 @@
 // reconciler (startup + every few seconds) starts its workflow later.
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { workflowIdFor } from '../common/ids.ts';
-import { keys } from '../common/keys.ts';
 import { ApiError } from './errors.ts';
-import { copyObject, deleteKeys, hashObject, isNotFound } from './objects.ts';
+import { deleteKeys, hashObject, isNotFound, objectSize } from './objects.ts';
 import * as repo from './repo.ts';
 import type { ApiContext } from './context.ts';
 
@@ -77,8 +79,13 @@ async function finalizeLocked(ctx: ApiContext, uploadId: string): Promise<Finali
   if (row.status !== 'UPLOADED') {
     const tempKey = row.object_key!;
     let digest: { sha256: string; size: number };
+    const streamed = ctx.streamedDigests.get(uploadId);
+    ctx.streamedDigests.delete(uploadId);
     try {
-      digest = await hashObject(s3, cfg.s3.bucket, tempKey);
+      // Hashed while it streamed in (every byte, in order, through this process), or read back.
+      const size = streamed && row.size !== null && streamed.offset === Number(row.size) ? await objectSize(s3, cfg.s3.bucket, tempKey) : null;
+      digest =
+        streamed && size === streamed.offset ? { sha256: streamed.hash.digest('hex'), size } : await hashObject(s3, cfg.s3.bucket, tempKey);
     } catch (err) {
       if (!isNotFound(err)) throw err;
       // Temp object gone but not UPLOADED: someone else finished concurrently? Look again.
@@ -104,13 +111,12 @@ async function finalizeLocked(ctx: ApiContext, uploadId: string): Promise<Finali
           return { status: st, duplicateOf: existing };
         }
       }
-      await copyObject(s3, cfg.s3.bucket, tempKey, keys.source(videoId), digest.size);
       const st = await repo.completeUpload(pool, {
         uploadId,
         videoId,
         size: digest.size,
         sha256: digest.sha256,
-        sourceKey: keys.source(videoId),
+        sourceKey: tempKey,
         workflowId: workflowIdFor(videoId),
       });
       return { status: st, duplicateOf: null };
@@ -128,10 +134,9 @@ async function finalizeLocked(ctx: ApiContext, uploadId: string): Promise<Finali
       log.info({ uploadId, videoId: duplicateOf, size: digest.size }, 'upload verified; duplicate of an existing video');
       return { videoId: duplicateOf, workflowStarted: false, deduplicated: true };
     }
-    // The verified copy is the source now; the temp bytes are not needed (the tus .info object
-    // stays, so a HEAD still answers offset == length).
-    await deleteKeys(s3, cfg.s3.bucket, [tempKey]).catch((err) => log.warn({ err, uploadId }, 'could not delete temp object'));
-    log.info({ uploadId, videoId, size: digest.size }, 'upload verified; video created');
+    // The stored object is the source now (the tus .info beside it stays, so a HEAD still answers
+    // offset == length; DELETE /v1/videos/{id} removes both).
+    log.info({ uploadId, videoId, size: digest.size, hashedWhileStreaming: Boolean(streamed) }, 'upload verified; video created');
   }
   return finishVideo(ctx, videoId);
 }

@@ -15,7 +15,7 @@ import type http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { pipeline as pipelineAsync } from 'node:stream/promises';
 import { S3Store } from '@tus/s3-store';
 import { MemoryLocker, Server as TusServer } from '@tus/server';
 import { ERRORS, EVENTS, type Upload } from '@tus/utils';
@@ -131,14 +131,39 @@ class TrackedS3Store extends S3Store {
   override async write(src: Readable, id: string, offset: number): Promise<number> {
     const uploadId = uploadIdOfTusId(id);
     await repo.markUploading(this.ctx.pool, uploadId);
+    // sha256 of the whole file while it streams in (finalize.ts then need not read it back), as
+    // long as this process saw every byte from 0 in order; otherwise the finish re-reads it.
+    const digests = this.ctx.streamedDigests;
+    let tracked = offset === 0 ? { offset: 0, hash: createHash('sha256') } : digests.get(uploadId);
+    if (tracked?.offset !== offset) tracked = undefined;
+    digests.delete(uploadId);
+    let seen = 0;
+    const hashing = tracked;
+    const body = hashing
+      ? Readable.from(
+          (async function* () {
+            for await (const chunk of src as AsyncIterable<Buffer>) {
+              hashing.hash.update(chunk);
+              seen += chunk.length;
+              yield chunk;
+            }
+          })(),
+          { objectMode: false },
+        )
+      : null;
     let newOffset: number;
     try {
-      newOffset = await super.write(src, id, offset);
+      newOffset = await super.write(body ?? src, id, offset);
     } catch (err) {
       // Whatever part of the body was stored counts (S3Store keeps it); record the real offset.
       const stored = await this.getUpload(id).catch(() => null);
       if (stored) await repo.recordOffset(this.ctx.pool, uploadId, stored.offset).catch(() => {});
       throw err;
+    }
+    if (tracked && offset + seen === newOffset) {
+      tracked.offset = newOffset;
+      if (digests.size >= 10_000) digests.delete(digests.keys().next().value!); // bounded
+      digests.set(uploadId, tracked);
     }
     await repo.recordOffset(this.ctx.pool, uploadId, newOffset);
     return newOffset;
@@ -286,7 +311,7 @@ export function createTus(ctx: ApiContext): TusHandle {
       tmp = path.join(os.tmpdir(), `vora-chunk-${process.pid}-${Math.random().toString(36).slice(2)}`);
       const hash = createHash(want.algorithm);
       let received = 0;
-      await pipeline(
+      await pipelineAsync(
         req,
         async function* (source: AsyncIterable<Buffer>) {
           for await (const chunk of source) {

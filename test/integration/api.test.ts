@@ -137,6 +137,9 @@ async function until<T>(fn: () => Promise<T | undefined>, timeoutMs = 10_000): P
   }
 }
 
+/** The verified tus object is the video's source in place (videos.source_key): no copy. */
+const sourceKeyOf = (uploadId: string) => `${keys.uploadPrefix}${uploadId}`;
+
 async function videoCountForUpload(uploadId: string): Promise<number> {
   const { rows } = await pool.query('SELECT count(*)::int AS n FROM videos WHERE upload_id = $1', [uploadId]);
   return rows[0].n;
@@ -355,8 +358,26 @@ describe('tus protocol surface', () => {
     expect(ok2.offset).toBe('1000');
     st = await json(`/v1/uploads/${uploadId}`);
     expect(st.body).toMatchObject({ status: 'UPLOADED', bytesUploaded: 1000, videoId: videoIdForUpload(uploadId) });
-    const src = await hashObject(s3, cfg.s3.bucket, keys.source(st.body.videoId));
+    const src = await hashObject(s3, cfg.s3.bucket, sourceKeyOf(uploadId));
     expect(src.sha256).toBe(sha256(data));
+  });
+
+  it('the whole-file sha256 is computed while the bytes stream in (in order, one process), and used up by the finish', async () => {
+    const data = randomBytes(9 * MiB);
+    const c = await tusCreate(data.length, `sha256 ${Buffer.from(sha256(data)).toString('base64')}`);
+    const uploadId = c.location!.split('/').pop()!;
+    expect((await tusPatch(c.location!, 0, data.subarray(0, 8 * MiB))).status).toBe(204);
+    expect(api.ctx.streamedDigests.get(uploadId)?.offset).toBe(8 * MiB);
+    expect((await tusPatch(c.location!, 8 * MiB, data.subarray(8 * MiB))).status).toBe(204);
+    expect(api.ctx.streamedDigests.has(uploadId)).toBe(false);
+    expect((await json(`/v1/uploads/${uploadId}`)).body).toMatchObject({ status: 'UPLOADED', videoId: videoIdForUpload(uploadId) });
+    // a PATCH that does not continue where this process's hash stopped drops it (read back instead)
+    const other = await tusCreate(100);
+    await tusPatch(other.location!, 0, randomBytes(10));
+    const otherId = other.location!.split('/').pop()!;
+    api.ctx.streamedDigests.get(otherId)!.offset = 5; // as if another process had taken bytes
+    await tusPatch(other.location!, 10, randomBytes(10));
+    expect(api.ctx.streamedDigests.has(otherId)).toBe(false);
   });
 
   it('creation-with-upload stores a small file in the POST itself', async () => {
@@ -428,16 +449,16 @@ describe('upload -> video -> workflow', () => {
       expiresAt: null,
     });
     // the stored source is byte-identical
-    const src = await hashObject(s3, cfg.s3.bucket, keys.source(videoId));
+    const src = await hashObject(s3, cfg.s3.bucket, sourceKeyOf(uploadId));
     expect(src).toEqual({ sha256: sha256(data), size: data.length });
-    // the temp object is gone, the tus .info stays (HEAD still answers "complete")
-    expect(await objectExists(`${keys.uploadPrefix}${uploadId}`)).toBe(false);
+    // no copy: the tus object is the source, nothing under sources/; HEAD still answers "complete"
+    expect(await objectExists(keys.source(videoId))).toBe(false);
     const head = await tusHead(`/v1/uploads/${uploadId}`);
     expect(head).toMatchObject({ status: 200, offset: String(data.length), length: String(data.length) });
 
     expect(await videoCountForUpload(uploadId)).toBe(1);
     const { rows } = await pool.query('SELECT * FROM videos WHERE video_id = $1', [videoId]);
-    expect(rows[0]).toMatchObject({ upload_id: uploadId, state: 'PROCESSING', workflow_id: workflowIdFor(videoId), source_key: keys.source(videoId) });
+    expect(rows[0]).toMatchObject({ upload_id: uploadId, state: 'PROCESSING', workflow_id: workflowIdFor(videoId), source_key: sourceKeyOf(uploadId) });
     const d = await temporal.workflow.getHandle(workflowIdFor(videoId)).describe();
     expect(d.type).toBe('VideoProcessingWorkflow');
     expect(d.taskQueue).toBe(cfg.temporal.taskQueue);
@@ -494,7 +515,8 @@ describe('upload -> video -> workflow', () => {
     await s3.send(new PutObjectCommand({ Bucket: cfg.s3.bucket, Key: keys.hls(videoId, 'master.m3u8'), Body: '#EXTM3U\n' }));
     const del = await fetch(`${base}/v1/videos/${videoId}`, { method: 'DELETE', headers: auth() });
     expect(del.status).toBe(204);
-    expect(await objectExists(keys.source(videoId))).toBe(false);
+    expect(await objectExists(sourceKeyOf(uploadId))).toBe(false);
+    expect(await objectExists(`${sourceKeyOf(uploadId)}.info`)).toBe(false);
     expect(await objectExists(keys.hls(videoId, 'master.m3u8'))).toBe(false);
     expect((await json(`/v1/videos/${videoId}`)).body.error.code).toBe('VIDEO_NOT_FOUND');
     expect((await json(`/v1/uploads/${uploadId}`)).status).toBe(404);
@@ -518,7 +540,7 @@ describe('whole-file checksum', () => {
     const st = await json(`/v1/uploads/${uploadId}`);
     expect(st.body).toMatchObject({ status: 'FAILED', videoId: null, error: { code: 'CHECKSUM_MISMATCH' } });
     expect(await videoCountForUpload(uploadId)).toBe(0);
-    expect(await objectExists(keys.source(videoIdForUpload(uploadId)))).toBe(false);
+    expect(await objectExists(sourceKeyOf(uploadId))).toBe(false); // the mismatching bytes are removed
     // the failed upload takes no more bytes
     const p = await tusPatch(`/v1/uploads/${uploadId}`, data.length, Buffer.from('x'));
     expect(p.status).toBe(460);
@@ -662,7 +684,7 @@ describe('resume, locks, expiry, reconcile', () => {
       expect(patchOffsets.at(-1)).toBe(headOffsets.at(-1));
       const st = await json(`/v1/uploads/${uploadId}`);
       expect(st.body).toMatchObject({ status: 'UPLOADED', bytesUploaded: data.length });
-      const src = await hashObject(s3, cfg.s3.bucket, keys.source(st.body.videoId));
+      const src = await hashObject(s3, cfg.s3.bucket, sourceKeyOf(uploadId));
       expect(src.sha256).toBe(sha256(data));
       expect(await videoCountForUpload(uploadId)).toBe(1);
     } finally {
@@ -816,7 +838,8 @@ describe('resume, locks, expiry, reconcile', () => {
       expect((await json(`/v1/videos/${v}`)).body.state).toBe('PROCESSING');
       expect((await temporal.workflow.getHandle(workflowIdFor(v)).describe()).status.name).toBe('RUNNING');
     }
-    expect(await objectExists(keys.source(videoIdForUpload(u1)))).toBe(true);
+    expect((await pool.query('SELECT source_key FROM videos WHERE upload_id = $1', [u1])).rows[0].source_key).toBe(sourceKeyOf(u1));
+    expect(await objectExists(sourceKeyOf(u1))).toBe(true);
   });
 
   it('Temporal down at finish: the upload still succeeds, the video waits CREATED, the reconciler starts it', async () => {
