@@ -1,0 +1,352 @@
+// Delivery benchmark, self-contained: starts its own MinIO, PostgreSQL, ClickHouse, gateway
+// (in this process), Varnish and nginx on free loopback ports, and prints its inputs and ratios.
+//   npx tsx bench/delivery.ts [--duration 8] [--connections 32] [--players 500] [--segments 60]
+//                             [--segment-kib 16] [--event-batch 100] [--only a,b,c]
+//
+// (a) origin: requests/s of the gateway on a 1 KB playlist and a 1 MB segment, divided by Debian
+//     nginx proxy_pass to the same MinIO objects (anonymous-read bucket, upstream keep-alive, one
+//     worker process, as the gateway is one process). autocannon in a child process, same
+//     connections and duration for both.                                            goal >= 1.0
+// (b) viewer storm: N simulated players (random start within 2 s) each walk master, media playlist,
+//     init and all segments of one video through Varnish. From varnishstat: origin fetches
+//     (MAIN.backend_req) / distinct objects (goal 1.00) and hit ratio (goal >= 99%).
+// (c) event ingest: POST /v1/events batches with autocannon: events/s accepted and p99 ack latency
+//     (goals >= 100,000/s, p99 < 5 ms); then rows/s of the gateway's EventBuffer landing the same
+//     number of events in ClickHouse / one bulk INSERT of the same rows (goal >= 0.8).
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { PutBucketPolicyCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import pg from 'pg';
+import { EventBuffer } from '../src/analytics/buffer.ts';
+import { clickhouseSink, createClickhouse, ensureClickhouseSchema } from '../src/analytics/clickhouse.ts';
+import { toRow, type PlaybackEvent } from '../src/analytics/events.ts';
+import { REPO_ROOT } from '../src/common/config.ts';
+import { createS3 } from '../src/common/s3.ts';
+import { startGateway } from '../src/gateway/main.ts';
+import { renderVcl } from '../src/gateway/vcl.ts';
+import { parseVarnishstat } from '../src/stack/varnishstat.ts';
+import { applyMigrations, configFor, freePort, startClickhouse, startMinio, startPostgres, startVarnish, tempDir, type Server } from '../test/integration/gateway-support.ts';
+
+const run = promisify(execFile);
+const args = process.argv.slice(2);
+const opt = (name: string, dflt: number) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+};
+const only = (() => {
+  const i = args.indexOf('--only');
+  return new Set((i >= 0 ? args[i + 1]! : 'a,b,c').split(','));
+})();
+const P = {
+  duration: opt('duration', 8),
+  connections: opt('connections', 32),
+  players: opt('players', 500),
+  segments: opt('segments', 60),
+  segmentKiB: opt('segment-kib', 16),
+  eventBatch: opt('event-batch', 100),
+  eventConnections: opt('event-connections', 4),
+};
+const VOD = 'vid_benchoriginaaaaaaaaa';
+const STORM = 'vid_benchstormaaaaaaaaaa';
+const log = (...a: unknown[]) => console.log(...a);
+const fmt = (x: number, d = 0) => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+
+interface Cannon {
+  reqPerSec: number;
+  p50: number;
+  p99: number;
+  mbPerSec: number;
+  ok: number;
+  non2xx: number;
+  errors: number;
+}
+
+async function autocannon(url: string, o: { connections: number; duration: number; method?: string; body?: string; headers?: Record<string, string> }): Promise<Cannon> {
+  const a = ['-j', '-c', String(o.connections), '-d', String(o.duration)];
+  if (o.method) a.push('-m', o.method);
+  for (const [k, v] of Object.entries(o.headers ?? {})) a.push('-H', `${k}=${v}`);
+  let bodyFile: string | null = null;
+  if (o.body) {
+    bodyFile = path.join(tempDir('cannon'), 'body.json');
+    fs.writeFileSync(bodyFile, o.body);
+    a.push('-i', bodyFile);
+  }
+  a.push(url);
+  const { stdout } = await run(path.join(REPO_ROOT, 'node_modules/.bin/autocannon'), a, { maxBuffer: 64 << 20 });
+  if (bodyFile) fs.rmSync(path.dirname(bodyFile), { recursive: true, force: true });
+  const j = JSON.parse(stdout);
+  return {
+    reqPerSec: j.requests.average,
+    p50: j.latency.p50,
+    p99: j.latency.p99,
+    mbPerSec: j.throughput.average / 1e6,
+    ok: j['2xx'],
+    non2xx: j.non2xx,
+    errors: j.errors + j.timeouts,
+  };
+}
+
+async function startNginx(minioPort: number): Promise<Server> {
+  const dir = tempDir('nginx');
+  fs.chmodSync(dir, 0o755);
+  const port = await freePort();
+  const conf = path.join(dir, 'nginx.conf');
+  fs.writeFileSync(
+    conf,
+    `${process.getuid?.() === 0 ? 'user root;' : ''}
+worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
+  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  upstream minio { server 127.0.0.1:${minioPort}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port};
+    location /hls/ {
+      proxy_pass http://minio/vora/hls/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffers 16 64k;
+      proxy_buffer_size 64k;
+      proxy_max_temp_file_size 0;
+    }
+  }
+}
+`,
+  );
+  const child: ChildProcess = spawn('/usr/sbin/nginx', ['-p', dir, '-c', conf], { stdio: ['ignore', 'ignore', 'inherit'] });
+  for (let i = 0; i < 100; i++) {
+    if (child.exitCode !== null) throw new Error(`nginx exited ${child.exitCode}`);
+    const ok = await fetch(`http://127.0.0.1:${port}/`).then(() => true, () => false);
+    if (ok) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    port,
+    dir,
+    stop: async () => {
+      child.kill('SIGQUIT');
+      await new Promise((r) => child.once('exit', r));
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function get(agent: http.Agent, url: string): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { agent }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      })
+      .on('error', reject);
+  });
+}
+
+const servers: Server[] = [];
+const dataDir = tempDir('delivery');
+let exitCode = 0;
+try {
+  const t0 = Date.now();
+  const [minio, pgs, ch] = await Promise.all([startMinio('vora'), startPostgres(), startClickhouse()]);
+  servers.push(minio, pgs, ch);
+  await applyMigrations(pgs.url);
+  const cfg = configFor({ minio: minio.port, accessKey: minio.accessKey, secretKey: minio.secretKey, bucket: 'vora', clickhouse: ch.port, pgUrl: pgs.url, dataDir });
+  await ensureClickhouseSchema(cfg);
+  const db = new pg.Client({ connectionString: pgs.url });
+  await db.connect();
+  for (const vid of [VOD, STORM]) {
+    const upl = vid.replace('vid_', 'upl_');
+    await db.query(`INSERT INTO uploads (upload_id, status) VALUES ($1, 'UPLOADED')`, [upl]);
+    await db.query(`INSERT INTO videos (video_id, upload_id, state, source_key, workflow_id) VALUES ($1, $2, 'READY', 's', $3)`, [vid, upl, `wf-${vid}`]);
+  }
+  await db.end();
+
+  const s3 = createS3(cfg);
+  // nginx reads the same objects without signing: anonymous read on the bucket.
+  await s3.send(
+    new PutBucketPolicyCommand({
+      Bucket: 'vora',
+      Policy: JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Principal: { AWS: ['*'] }, Action: ['s3:GetObject'], Resource: ['arn:aws:s3:::vora/*'] }],
+      }),
+    }),
+  );
+  const playlist1k = ('#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:4\n#EXT-X-MAP:URI="init.mp4"\n' + Array.from({ length: 40 }, (_, i) => `#EXTINF:4.000,\nseg_${String(i).padStart(5, '0')}.m4s\n`).join('')).slice(0, 1000) + '\n';
+  const put = (Key: string, Body: string | Buffer) => s3.send(new PutObjectCommand({ Bucket: 'vora', Key, Body }));
+  await put(`hls/${VOD}/360p/index.m3u8`, playlist1k.padEnd(1024, '#'));
+  await put(`hls/${VOD}/1080p/seg_00000.m4s`, Buffer.alloc(1024 * 1024, 0x5a));
+  // The storm video: master, one rendition with init + N segments.
+  await put(`hls/${STORM}/master.m3u8`, '#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360\n360p/index.m3u8\n');
+  await put(
+    `hls/${STORM}/360p/index.m3u8`,
+    '#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:4\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-MAP:URI="init.mp4"\n' +
+      Array.from({ length: P.segments }, (_, i) => `#EXTINF:4.000,\nseg_${String(i).padStart(5, '0')}.m4s\n`).join('') +
+      '#EXT-X-ENDLIST\n',
+  );
+  await put(`hls/${STORM}/360p/init.mp4`, Buffer.alloc(1200, 1));
+  const segBody = Buffer.alloc(P.segmentKiB * 1024, 2);
+  for (let i = 0; i < P.segments; i += 10) {
+    await Promise.all(Array.from({ length: Math.min(10, P.segments - i) }, (_, k) => put(`hls/${STORM}/360p/seg_${String(i + k).padStart(5, '0')}.m4s`, segBody)));
+  }
+  s3.destroy();
+
+  const gw = await startGateway(cfg, { port: 0, live: false });
+  const varnish = await startVarnish(renderVcl({ gatewayHost: '127.0.0.1', gatewayPort: gw.port }));
+  servers.push(varnish);
+  const nginx = await startNginx(minio.port);
+  servers.push(nginx);
+  const G = `http://127.0.0.1:${gw.port}`;
+  const V = `http://127.0.0.1:${varnish.port}`;
+  const N = `http://127.0.0.1:${nginx.port}`;
+  const cpus = (await import('node:os')).cpus().length;
+  log(`# bench/delivery.ts  ${new Date().toISOString()}  node ${process.version}, ${cpus} CPUs, setup ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  log(`# inputs: ${JSON.stringify(P)}`);
+  // Sanity: the two origins serve identical bytes.
+  for (const rel of [`${VOD}/360p/index.m3u8`, `${VOD}/1080p/seg_00000.m4s`]) {
+    const agent = new http.Agent();
+    const [a, b] = await Promise.all([get(agent, `${G}/hls/${rel}`), get(agent, `${N}/hls/${rel}`)]);
+    agent.destroy();
+    if (a.status !== 200 || b.status !== 200 || !a.body.equals(b.body)) throw new Error(`origins differ on ${rel}: ${a.status}/${b.status}`);
+  }
+  const verdicts: string[] = [];
+  const verdict = (name: string, value: number, goal: string, ok: boolean) => verdicts.push(`${ok ? 'PASS' : 'MISS'}  ${name} = ${value}  (goal ${goal})`);
+
+  if (only.has('a')) {
+    log(`\n## (a) origin: gateway vs nginx proxy_pass -> MinIO; autocannon -c ${P.connections} -d ${P.duration}`);
+    for (const [label, rel] of [
+      ['1 KB playlist', `${VOD}/360p/index.m3u8`],
+      ['1 MB segment', `${VOD}/1080p/seg_00000.m4s`],
+    ] as const) {
+      await autocannon(`${G}/hls/${rel}`, { connections: P.connections, duration: 1 }); // warm-up
+      const g = await autocannon(`${G}/hls/${rel}`, { connections: P.connections, duration: P.duration });
+      await autocannon(`${N}/hls/${rel}`, { connections: P.connections, duration: 1 });
+      const n = await autocannon(`${N}/hls/${rel}`, { connections: P.connections, duration: P.duration });
+      const ratio = g.reqPerSec / n.reqPerSec;
+      const line = (who: string, c: Cannon) =>
+        `  ${who.padEnd(8)} ${fmt(c.reqPerSec).padStart(8)} req/s  ${fmt(c.mbPerSec, 1).padStart(7)} MB/s  p50 ${c.p50} ms  p99 ${c.p99} ms  2xx ${c.ok} non2xx ${c.non2xx} errors ${c.errors}`;
+      log(`${label}:\n${line('gateway', g)}\n${line('nginx', n)}\n  ratio gateway/nginx = ${ratio.toFixed(2)}`);
+      verdict(`(a) ${label} gateway/nginx req/s`, Number(ratio.toFixed(2)), '>= 1.0', ratio >= 1);
+    }
+  }
+
+  if (only.has('b')) {
+    const vstat = () => parseVarnishstat(execFileSync('varnishstat', ['-n', path.join(varnish.dir, 'work'), '-j'], { encoding: 'utf8' }));
+    const settled = async () => {
+      let prev = vstat();
+      for (let i = 0; i < 30; i++) {
+        await new Promise((r) => setTimeout(r, 300));
+        const cur = vstat();
+        if (JSON.stringify(cur) === JSON.stringify(prev)) return cur;
+        prev = cur;
+      }
+      return prev;
+    };
+    const objects = 3 + P.segments;
+    log(`\n## (b) viewer storm through Varnish: ${P.players} players x (master + playlist + init + ${P.segments} segments of ${P.segmentKiB} KiB), cold cache`);
+    const before = await settled();
+    const gwBefore = (JSON.parse((await get(new http.Agent(), `${G}/healthz`)).body.toString()) as { hls: { requests: number } }).hls.requests;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+    let requests = 0;
+    let bad = 0;
+    const t1 = performance.now();
+    await Promise.all(
+      Array.from({ length: P.players }, async () => {
+        await new Promise((r) => setTimeout(r, Math.random() * 2000));
+        const base = `${V}/hls/${STORM}`;
+        const urls = [`${base}/master.m3u8`, `${base}/360p/index.m3u8`, `${base}/360p/init.mp4`];
+        for (let i = 0; i < P.segments; i++) urls.push(`${base}/360p/seg_${String(i).padStart(5, '0')}.m4s`);
+        for (const u of urls) {
+          const r = await get(agent, u).catch(() => ({ status: 0, body: Buffer.alloc(0) }));
+          requests++;
+          if (r.status !== 200) bad++;
+        }
+      }),
+    );
+    const secs = (performance.now() - t1) / 1000;
+    agent.destroy();
+    const after = await settled();
+    const gwAfter = (JSON.parse((await get(new http.Agent(), `${G}/healthz`)).body.toString()) as { hls: { requests: number } }).hls.requests;
+    const backend = after.backendRequests - before.backendRequests;
+    const hits = after.hits - before.hits;
+    const misses = after.misses - before.misses;
+    const hitRatio = hits / (hits + misses);
+    log(`  ${fmt(requests)} requests in ${secs.toFixed(1)} s (${fmt(requests / secs)} req/s), non-200: ${bad}`);
+    log(`  varnishstat: backend_req ${backend}, cache_hit ${hits}, cache_miss ${misses}; gateway /hls requests ${gwAfter - gwBefore}; distinct objects ${objects}`);
+    log(`  origin fetches / distinct objects = ${(backend / objects).toFixed(2)}   hit ratio = ${(hitRatio * 100).toFixed(2)} %`);
+    verdict('(b) origin fetches / distinct objects', Number((backend / objects).toFixed(2)), '1.00', backend === objects);
+    verdict('(b) hit ratio %', Number((hitRatio * 100).toFixed(2)), '>= 99', hitRatio >= 0.99);
+    if (bad) verdict('(b) failed player requests', bad, '0', false);
+  }
+
+  if (only.has('c')) {
+    log(`\n## (c) event ingest: POST /v1/events, ${P.eventBatch} events per batch, autocannon -c ${P.eventConnections} -d ${P.duration}`);
+    const now = Date.now();
+    const body = JSON.stringify(
+      Array.from({ length: P.eventBatch }, (_, i) => ({ videoId: VOD, sessionId: `bench-${i % 50}`, type: 'segment_fetched', ts: now, segment: i, bandwidth: 800000 })),
+    );
+    const accepted0 = gw.buffer.counters.accepted;
+    const t2 = Date.now();
+    const c = await autocannon(`${G}/v1/events`, { connections: P.eventConnections, duration: P.duration, method: 'POST', body, headers: { 'content-type': 'application/json' } });
+    const accepted = gw.buffer.counters.accepted - accepted0;
+    const evPerSec = (c.reqPerSec * P.eventBatch);
+    log(`  ${fmt(c.reqPerSec)} batches/s = ${fmt(evPerSec)} events/s accepted (202: ${c.ok}, non2xx ${c.non2xx}, errors ${c.errors}); ack latency p50 ${c.p50} ms, p99 ${c.p99} ms`);
+    await gw.buffer.flush();
+    const landedSecs = (Date.now() - t2) / 1000;
+    log(`  end to end: ${fmt(accepted)} events accepted and stored in ${landedSecs.toFixed(1)} s (${fmt(accepted / landedSecs)} rows/s incl. HTTP); buffer ${JSON.stringify(gw.buffer.stats())}`);
+    verdict('(c) events/s accepted', Math.round(evPerSec), '>= 100,000', evPerSec >= 100_000);
+    verdict('(c) p99 ack latency ms', c.p99, '< 5', c.p99 < 5);
+
+    // Landing: the gateway's EventBuffer (batches of 20,000, JSONEachRow) vs one bulk INSERT of
+    // the same rows, each into its own fresh table, same ClickHouse.
+    const rowsN = Math.min(Math.max(accepted, 100_000), 400_000);
+    const events: PlaybackEvent[] = Array.from({ length: rowsN }, (_, i) => ({
+      videoId: VOD, sessionId: `land-${i % 500}`, type: 'segment_fetched', ts: now, segment: i % 1000, bandwidth: 800000, watchTimeSec: null, positionSec: null,
+    }));
+    const client = createClickhouse(cfg, { requestTimeoutMs: 120_000 });
+    for (const db of ['bench_buffer', 'bench_bulk']) {
+      await client.command({ query: `DROP DATABASE IF EXISTS ${db}` });
+      await ensureClickhouseSchema({ ...cfg, clickhouse: { ...cfg.clickhouse, database: db } });
+    }
+    const buf = new EventBuffer({ sink: clickhouseSink(client, 'bench_buffer'), spoolDir: path.join(dataDir, 'spool-bench') }).start();
+    const t3 = performance.now();
+    for (let i = 0; i < rowsN; i += 1000) buf.push(events.slice(i, i + 1000));
+    await buf.flush();
+    const bufSecs = (performance.now() - t3) / 1000;
+    await buf.close();
+    const t4 = performance.now();
+    const rows = events.map((e, i) => toRow(e, now, 'bulk', i));
+    await client.insert({ table: 'bench_bulk.playback_events', values: rows, format: 'JSONEachRow' });
+    const bulkSecs = (performance.now() - t4) / 1000;
+    const count = async (db: string) => Number((await (await client.query({ query: `SELECT count() AS n FROM ${db}.playback_events`, format: 'JSONEachRow' })).json<{ n: string }>())[0]!.n);
+    const [nb, nk] = [await count('bench_buffer'), await count('bench_bulk')];
+    for (const db of ['bench_buffer', 'bench_bulk']) await client.command({ query: `DROP DATABASE IF EXISTS ${db}` });
+    await client.close();
+    const landRatio = rowsN / bufSecs / (rowsN / bulkSecs);
+    log(`  landing ${fmt(rowsN)} rows: EventBuffer ${bufSecs.toFixed(2)} s (${fmt(rowsN / bufSecs)} rows/s, stored ${nb}), one bulk INSERT ${bulkSecs.toFixed(2)} s (${fmt(rowsN / bulkSecs)} rows/s, stored ${nk})`);
+    log(`  ratio EventBuffer / bulk INSERT = ${landRatio.toFixed(2)}`);
+    verdict('(c) landed rows/s / bulk INSERT', Number(landRatio.toFixed(2)), '>= 0.8', landRatio >= 0.8);
+    if (nb !== rowsN || nk !== rowsN) verdict('(c) rows stored', nb, String(rowsN), false);
+  }
+
+  await gw.close(1000);
+  log(`\n## summary (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+  for (const v of verdicts) log(`  ${v}`);
+} catch (err) {
+  console.error(err);
+  exitCode = 1;
+} finally {
+  await Promise.allSettled(servers.reverse().map((s) => s.stop()));
+  fs.rmSync(dataDir, { recursive: true, force: true });
+}
+process.exit(exitCode);
