@@ -108,9 +108,14 @@ export interface HlsAudioResult {
   bandwidth: number
   averageBandwidth: number
   durationSec: number
-  /** Relative to outDir: 'audio/index.m3u8'. */
+  /** Relative to outDir: 'audio/index.m3u8' (alternates: 'audio_1/index.m3u8', ...). */
   playlist: string
   segments: Array<HlsSegment>
+  /**
+   * The source's other audio streams, same settings and grid, in stream order
+   * (listed in the same EXT-X-MEDIA group, not DEFAULT). Empty on alternates themselves.
+   */
+  alternates: Array<HlsAudioResult>
 }
 
 export interface HlsProgressEvent {

@@ -40,17 +40,68 @@ pub struct HlsAudioResult {
     pub bandwidth: f64,
     pub average_bandwidth: f64,
     pub duration_sec: f64,
-    /// Relative to outDir: 'audio/index.m3u8'.
+    /// Relative to outDir: 'audio/index.m3u8' (alternates: 'audio_1/index.m3u8', ...).
     pub playlist: String,
     pub segments: Vec<HlsSegment>,
+    /// The source's other audio streams, same settings and grid, in stream order
+    /// (listed in the same EXT-X-MEDIA group, not DEFAULT). Empty on alternates themselves.
+    pub alternates: Vec<HlsAudioResult>,
+}
+
+/// RFC 8216 LANGUAGE is an RFC 5646 tag, whose primary subtag is the shortest ISO
+/// 639 code: containers carry ISO 639-2 ('eng'), players match 'en'.
+pub fn bcp47_language(tag: &str) -> String {
+    let t = tag.trim().to_ascii_lowercase();
+    let short = match t.as_str() {
+        "eng" => "en",
+        "fra" | "fre" => "fr",
+        "deu" | "ger" => "de",
+        "spa" => "es",
+        "ita" => "it",
+        "por" => "pt",
+        "rus" => "ru",
+        "jpn" => "ja",
+        "zho" | "chi" => "zh",
+        "kor" => "ko",
+        "ara" => "ar",
+        "hin" => "hi",
+        "nld" | "dut" => "nl",
+        "swe" => "sv",
+        "pol" => "pl",
+        "tur" => "tr",
+        "ukr" => "uk",
+        "ces" | "cze" => "cs",
+        "ell" | "gre" => "el",
+        "heb" => "he",
+        _ => return t,
+    };
+    short.to_string()
 }
 
 fn run(o: &EncodeAudioOptions, cancel: &AtomicBool) -> MediaResult<Option<HlsAudioResult>> {
     let seg = segment_sec(Some(o.segment_duration_sec))?;
     let span = tracing::info_span!("encode_audio", input = %o.input);
     let _g = span.enter();
-    let dir = PathBuf::from(&o.out_dir).join("audio");
-    let job = AudioJob { input: PathBuf::from(&o.input), out_dir: dir.clone(), segment_sec: seg, track: 0 };
+    let Some(mut first) = encode_track(o, seg, 0, "audio", cancel)? else {
+        return Ok(None);
+    };
+    let mut names = vec![first.name.clone()];
+    for track in 1.. {
+        let Some(mut alt) = encode_track(o, seg, track, &format!("audio_{track}"), cancel)? else { break };
+        if names.contains(&alt.name) {
+            alt.name = format!("{} {}", alt.name, track + 1);
+        }
+        names.push(alt.name.clone());
+        first.alternates.push(alt);
+    }
+    Ok(Some(first))
+}
+
+fn encode_track(o: &EncodeAudioOptions, seg: f64, track: usize, dir_name: &str, cancel: &AtomicBool) -> MediaResult<Option<HlsAudioResult>> {
+    let span = tracing::info_span!("audio_track", track);
+    let _g = span.enter();
+    let dir = PathBuf::from(&o.out_dir).join(dir_name);
+    let job = AudioJob { input: PathBuf::from(&o.input), out_dir: dir.clone(), segment_sec: seg, track };
     let Some(out) = ffmpeg::run_audio(&job, cancel).inspect_err(|_| {
         let _ = std::fs::remove_dir_all(&dir);
     })?
@@ -87,10 +138,11 @@ fn run(o: &EncodeAudioOptions, cancel: &AtomicBool) -> MediaResult<Option<HlsAud
     let entries: Vec<(String, f64)> = segments.iter().map(|s| (s.file.clone(), s.duration_sec)).collect();
     std::fs::write(&pl_path, playlist::media_playlist("init.mp4", &entries))
         .map_err(|e| MediaError::io(&format!("write {}", pl_path.display()), &e))?;
+    let language = out.language.as_deref().map(bcp47_language);
     #[allow(clippy::cast_precision_loss)]
     Ok(Some(HlsAudioResult {
-        name: out.language.clone().unwrap_or_else(|| "audio".into()),
-        language: out.language,
+        name: language.clone().unwrap_or_else(|| "audio".into()),
+        language,
         channels: out.channels,
         source_channels: out.source_channels,
         sample_rate: 48_000,
@@ -98,8 +150,9 @@ fn run(o: &EncodeAudioOptions, cancel: &AtomicBool) -> MediaResult<Option<HlsAud
         bandwidth: peak as f64,
         average_bandwidth: avg as f64,
         duration_sec: (segments.iter().map(|s| s.duration_sec).sum::<f64>() * 1e6).round() / 1e6,
-        playlist: "audio/index.m3u8".into(),
+        playlist: format!("{dir_name}/index.m3u8"),
         segments,
+        alternates: Vec::new(),
     }))
 }
 
@@ -109,4 +162,17 @@ fn run(o: &EncodeAudioOptions, cancel: &AtomicBool) -> MediaResult<Option<HlsAud
 pub fn encode_audio<'env>(env: &'env Env, options: EncodeAudioOptions, cancel: &CancelToken) -> napi::Result<Object<'env>> {
     let flag: Arc<AtomicBool> = cancel.flag();
     worker::spawn_promise(env, "vora-audio", move || run(&options, &flag))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn languages_become_bcp47() {
+        assert_eq!(bcp47_language("eng"), "en");
+        assert_eq!(bcp47_language("FRE"), "fr");
+        assert_eq!(bcp47_language("pt-BR"), "pt-br");
+        assert_eq!(bcp47_language("tlh"), "tlh");
+    }
 }

@@ -119,19 +119,26 @@ pub const AUDIO_GROUP: &str = "aud";
 /// Master playlist, lowest bandwidth first (players start at the first entry).
 /// With `audio`, every variant references the audio group and its BANDWIDTH /
 /// CODECS include the audio rendition's (RFC 8216 4.3.4.2).
-pub fn master_playlist(variants: &[VariantEntry], audio: Option<&AudioEntry>) -> String {
+/// `audio`: the group's renditions, the first one DEFAULT; variant bandwidth counts
+/// the most demanding one.
+pub fn master_playlist(variants: &[VariantEntry], audio: &[AudioEntry]) -> String {
     let mut sorted: Vec<&VariantEntry> = variants.iter().collect();
     sorted.sort_by_key(|v| v.bandwidth);
     let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    if let Some(a) = audio {
+    for (i, a) in audio.iter().enumerate() {
         let lang = a.language.as_deref().map(|l| format!("LANGUAGE=\"{l}\",")).unwrap_or_default();
         out.push_str(&format!(
-            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_GROUP}\",NAME=\"{}\",{lang}DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"{}\",URI=\"{}\"\n",
-            a.name.replace('"', "'"), a.channels, a.uri
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_GROUP}\",NAME=\"{}\",{lang}DEFAULT={},AUTOSELECT=YES,CHANNELS=\"{}\",URI=\"{}\"\n",
+            a.name.replace('"', "'"),
+            if i == 0 { "YES" } else { "NO" },
+            a.channels,
+            a.uri
         ));
     }
+    let peak = audio.iter().max_by_key(|a| a.bandwidth).cloned();
+    let peak = peak.map(|p| AudioEntry { average_bandwidth: audio.iter().map(|a| a.average_bandwidth).max().unwrap_or(0), ..p });
     for v in sorted {
-        let (bw, avg, codecs, group) = match audio {
+        let (bw, avg, codecs, group) = match peak.as_ref() {
             Some(a) => {
                 let codecs = if v.codecs.contains("mp4a") { v.codecs.clone() } else { format!("{},{}", v.codecs, a.codecs) };
                 (v.bandwidth + a.bandwidth, v.average_bandwidth + a.average_bandwidth, codecs, format!(",AUDIO=\"{AUDIO_GROUP}\""))
@@ -210,7 +217,7 @@ mod tests {
             codecs: "avc1.64001f,mp4a.40.2".into(),
             frame_rate: 29.97,
         };
-        let text = master_playlist(&[v(720, 3_000_000), v(360, 800_000)], None);
+        let text = master_playlist(&[v(720, 3_000_000), v(360, 800_000)], &[]);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "#EXTM3U");
         assert!(lines.contains(&"#EXT-X-INDEPENDENT-SEGMENTS"));
@@ -242,7 +249,7 @@ mod tests {
             bandwidth: 140_000,
             average_bandwidth: 130_000,
         };
-        let text = master_playlist(&[v], Some(&a));
+        let text = master_playlist(&[v], &[a]);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[3],

@@ -245,7 +245,7 @@ fn run(job: &HlsJob, cancel: &AtomicBool, on_progress: Option<&ProgressFn>) -> M
             .iter()
             .map(|r| read_back(r, &job.out_dir, Some(out.duration_sec)))
             .collect::<MediaResult<Vec<_>>>()?;
-        let master = playlist::master_playlist(&variant_entries(&renditions), None);
+        let master = playlist::master_playlist(&variant_entries(&renditions), &[]);
         let master_path = job.out_dir.join("master.m3u8");
         std::fs::write(&master_path, master).map_err(|e| MediaError::io(&format!("write {}", master_path.display()), &e))?;
         let duration_sec = renditions
@@ -287,14 +287,16 @@ pub fn transcode_to_hls<'env>(
 #[allow(clippy::needless_pass_by_value)] // napi hands over owned values
 pub fn master_playlist(renditions: Vec<HlsRenditionResult>, audio: Option<HlsAudioResult>) -> String {
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let entry = audio.map(|a| playlist::AudioEntry {
-        uri: a.playlist,
-        name: a.name,
-        language: a.language,
+    let entry = |a: &HlsAudioResult| playlist::AudioEntry {
+        uri: a.playlist.clone(),
+        name: a.name.clone(),
+        language: a.language.clone(),
         channels: a.channels,
-        codecs: a.codecs,
+        codecs: a.codecs.clone(),
         bandwidth: a.bandwidth as u64,
         average_bandwidth: a.average_bandwidth as u64,
-    });
-    playlist::master_playlist(&variant_entries(&renditions), entry.as_ref())
+    };
+    let entries: Vec<playlist::AudioEntry> =
+        audio.iter().flat_map(|a| std::iter::once(a).chain(a.alternates.iter())).map(entry).collect();
+    playlist::master_playlist(&variant_entries(&renditions), &entries)
 }

@@ -288,11 +288,12 @@ export async function transcodeToHls(opts: HlsOptions): Promise<HlsResult> {
 /**
  * Master playlist text (RFC 8216) for a set of finished renditions, lowest
  * bandwidth first. With `audio` (the separate rendition from encodeAudio), an
- * `EXT-X-MEDIA TYPE=AUDIO,GROUP-ID="aud"` entry is added and every variant gets
- * `AUDIO="aud"`, CODECS with mp4a and BANDWIDTH including the audio's.
+ * `EXT-X-MEDIA TYPE=AUDIO,GROUP-ID="aud"` entry per track is added (the first
+ * DEFAULT=YES, alternates with their LANGUAGE) and every variant gets
+ * `AUDIO="aud"`, CODECS with mp4a and BANDWIDTH including the largest audio's.
  */
 export function masterPlaylistText(renditions: HlsRenditionResult[], audio?: HlsAudioResult | null): string {
-  return native().masterPlaylist(renditions, audio ? { ...audio, language: audio.language ?? undefined } : undefined);
+  return native().masterPlaylist(renditions, audio ? toNativeAudio(audio) : undefined);
 }
 
 /**
@@ -499,9 +500,19 @@ export interface HlsAudioResult {
   bandwidth: number;
   averageBandwidth: number;
   durationSec: number;
-  /** Relative to outDir: 'audio/index.m3u8'. */
+  /** Relative to outDir: 'audio/index.m3u8' (alternates: 'audio_1/index.m3u8', ...). */
   playlist: string;
   segments: HlsSegmentInfo[];
+  /** The source's other audio streams (same settings and grid), listed in the same group, not DEFAULT. */
+  alternates: HlsAudioResult[];
+}
+
+function fromNativeAudio(a: Native.HlsAudioResult): HlsAudioResult {
+  return { ...a, language: a.language ?? null, alternates: a.alternates.map(fromNativeAudio) };
+}
+
+function toNativeAudio(a: HlsAudioResult): Native.HlsAudioResult {
+  return { ...a, language: a.language ?? undefined, alternates: (a.alternates ?? []).map(toNativeAudio) };
 }
 
 export interface EncodeAudioOptions {
@@ -515,7 +526,9 @@ export interface EncodeAudioOptions {
 /**
  * Encodes the source's first audio stream ONCE (AAC-LC, stereo, 48 kHz; 5.1 is
  * downmixed) into an fMP4 HLS audio rendition on the segment grid, on the same
- * timeline as packageRendition's video. Resolves null when there is no audio.
+ * timeline as packageRendition's video. Further audio streams become
+ * `alternates` (`audio_1/`, ...), NAME = their language. Resolves null when
+ * there is no audio.
  */
 export async function encodeAudio(opts: EncodeAudioOptions): Promise<HlsAudioResult | null> {
   if (!opts.input || !opts.outDir) throw new TypeError('encodeAudio: input and outDir are required');
@@ -524,7 +537,7 @@ export async function encodeAudio(opts: EncodeAudioOptions): Promise<HlsAudioRes
   const r = await withCancel(opts.signal, (token) =>
     native().encodeAudio({ input: opts.input, outDir: opts.outDir, segmentDurationSec: seg }, token),
   );
-  return r ? { ...r, language: r.language ?? null } : null;
+  return r ? fromNativeAudio(r) : null;
 }
 
 export interface ThumbnailsOptions {

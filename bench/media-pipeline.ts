@@ -1,0 +1,192 @@
+// Chunked pipeline (probe + split + encodeChunk(all) + audio + package) against
+// ffmpeg doing the same 3-rung fMP4 HLS ladder in ONE process, and against the
+// naive chunked way (one ffmpeg process per (chunk, rendition)).
+//
+// Run: npx tsx bench/media-pipeline.ts [--full] [--preset veryfast]
+//   default: 1080p30, 10 s of moving, grainy footage (a few minutes on 2 cores)
+//   --full:  1080p30, 60 s (the issue's setting)
+// Timings are wall-clock on a shared machine: every figure is a ratio between
+// runs made back to back in this process, never an absolute.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+
+import { DEFAULT_LADDER } from '../src/common/ladder.ts';
+import {
+  encodeAudio,
+  encodeChunk,
+  packageRendition,
+  planChunks,
+  probe,
+  splitSource,
+  writeMasterPlaylist,
+  type Chunk,
+} from '../src/media/index.ts';
+import { makeClip, psnr, tempDir } from '../test/fixtures/generate.ts';
+
+const full = process.argv.includes('--full');
+const presetArg = process.argv.indexOf('--preset');
+const preset = presetArg > 0 ? process.argv[presetArg + 1]! : 'veryfast';
+const durationSec = full ? 60 : 10;
+const targetSec = full ? 10 : 4;
+const SEG = 4;
+const FPS = 30;
+const ladder = DEFAULT_LADDER;
+
+function ffmpeg(args: string[]): void {
+  const r = spawnSync('ffmpeg', ['-hide_banner', '-v', 'error', '-y', ...args], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`ffmpeg ${args.join(' ')}: ${r.stderr}`);
+}
+
+function dirBytes(dir: string): number {
+  let total = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    total += e.isDirectory() ? dirBytes(p) : /\.(m4s|mp4)$/.test(e.name) ? statSync(p).size : 0;
+  }
+  return total;
+}
+
+async function timed<T>(f: () => Promise<T> | T): Promise<[T, number]> {
+  const t0 = performance.now();
+  const v = await f();
+  return [v, (performance.now() - t0) / 1000];
+}
+
+const x264Common = (g: number): string[] => [
+  '-c:v', 'libx264', '-preset', preset, '-profile:v', 'high', '-bf', '3', '-g', String(g), '-keyint_min', String(g),
+  '-sc_threshold', '0', '-flags', '+cgop', '-force_key_frames', `expr:gte(t,n_forced*${SEG})`,
+];
+const rate = (i: number, r: (typeof ladder)[number]): string[] => [
+  `-b:v:${i}`, String(r.videoBitrate), `-maxrate:v:${i}`, String(r.maxrate ?? Math.round(r.videoBitrate * 1.1)),
+  `-bufsize:v:${i}`, String(r.bufsize ?? (r.maxrate ?? r.videoBitrate) * 2),
+];
+
+const t0 = performance.now();
+const src = makeClip({ durationSec, width: 1920, height: 1080, fps: FPS, gop: 2 * FPS, audio: true, motion: true });
+const genSec = (performance.now() - t0) / 1000;
+const gop = 2 * SEG * FPS;
+const inputs = {
+  source: `1920x1080@${FPS} ${durationSec}s, moving + grain, H.264 ${(statSync(src).size * 8 / durationSec / 1e6).toFixed(1)} Mbps, stereo AAC`,
+  ladder: ladder.map((r) => `${r.name}@${r.videoBitrate / 1000}k`).join(' '),
+  preset,
+  segmentSec: SEG,
+  chunkTargetSec: targetSec,
+  cores: availableParallelism(),
+  fixtureGenSec: Number(genSec.toFixed(1)),
+};
+console.log(JSON.stringify({ inputs }));
+
+// 1. Chunked pipeline, every step as the worker runs it (sequential on this host).
+const root = tempDir('bench-chunked-');
+const steps: Record<string, number> = {};
+const [, chunkedSec] = await timed(async () => {
+  const [p, tp] = await timed(() => probe(src));
+  steps.probe = tp;
+  const chunks = planChunks(p, targetSec);
+  const [files, ts] = await timed(() => splitSource({ input: src, chunks, outDir: path.join(root, 'split') }));
+  steps.split = ts;
+  const encDir = path.join(root, 'chunks');
+  const [encoded, te] = await timed(async () => {
+    const out = [];
+    for (const [i, chunk] of chunks.entries()) {
+      out.push(await encodeChunk({ input: path.join(root, 'split', files[i]!.file), outDir: encDir, chunk, renditions: ladder, preset, segmentDurationSec: SEG, encoder: 'libx264' }));
+    }
+    return out;
+  });
+  steps.encodeChunks = te;
+  const hls = path.join(root, 'hls');
+  const [audio, ta] = await timed(() => encodeAudio({ input: src, outDir: hls, segmentDurationSec: SEG }));
+  steps.audio = ta;
+  const [rends, tk] = await timed(async () => {
+    const out = [];
+    for (const r of ladder) {
+      const chunkFiles = encoded.map((e) => path.join(encDir, e.renditions.find((x) => x.rendition === r.name)!.file));
+      out.push(await packageRendition({ rendition: r.name, chunkFiles, outDir: path.join(hls, r.name), segmentDurationSec: SEG }));
+    }
+    return out;
+  });
+  steps.package = tk;
+  await writeMasterPlaylist(hls, rends, audio);
+  steps.chunks = chunks.length;
+});
+const chunkPlan: Chunk[] = planChunks(await probe(src), targetSec);
+
+// 2. One ffmpeg process: split filter, three libx264 encoders, one AAC, fMP4 HLS.
+const single = tempDir('bench-ffmpeg-');
+const [, singleSec] = await timed(() =>
+  ffmpeg([
+    '-i', src,
+    '-filter_complex', `[0:v]split=${ladder.length}${ladder.map((_, i) => `[s${i}]`).join('')};${ladder.map((r, i) => `[s${i}]scale=-2:${r.height}[v${i}]`).join(';')}`,
+    ...ladder.flatMap((_, i) => ['-map', `[v${i}]`]), '-map', '0:a:0',
+    ...x264Common(gop), ...ladder.flatMap((r, i) => rate(i, r)),
+    '-c:a', 'aac', '-b:a', '128k', '-ac', '2', '-ar', '48000',
+    '-f', 'hls', '-hls_time', String(SEG), '-hls_playlist_type', 'vod', '-hls_segment_type', 'fmp4', '-hls_flags', 'independent_segments',
+    '-master_pl_name', 'master.m3u8', '-var_stream_map', `${ladder.map((_, i) => `v:${i},agroup:aud`).join(' ')} a:0,agroup:aud`,
+    '-hls_segment_filename', path.join(single, '%v', 'seg_%05d.m4s'), path.join(single, '%v', 'index.m3u8'),
+  ]),
+);
+
+// 3. Naive: one ffmpeg process per (chunk, rendition), plus one for the audio (no packaging).
+const naive = tempDir('bench-naive-');
+const [, naiveSec] = await timed(() => {
+  for (const c of chunkPlan) {
+    for (const [i, r] of ladder.entries()) {
+      ffmpeg([
+        '-ss', String(c.startSec), '-t', String(c.endSec - c.startSec), '-i', src, '-an', '-vf', `scale=-2:${r.height}`,
+        ...x264Common(gop), ...rate(0, r), path.join(naive, `${c.name}_${i}.mp4`),
+      ]);
+    }
+  }
+  ffmpeg(['-i', src, '-vn', '-c:a', 'aac', '-b:a', '128k', '-ac', '2', '-ar', '48000', '-f', 'hls', '-hls_time', String(SEG), '-hls_segment_type', 'fmp4', '-hls_segment_filename', path.join(naive, 'a_%05d.m4s'), path.join(naive, 'audio.m3u8')]);
+});
+
+// 4. Scaling: two chunk encodes (one rung, threads=1) in parallel vs one after the other.
+const scaleDir = tempDir('bench-scale-');
+const one = (c: Chunk, sub: string) =>
+  encodeChunk({ input: src, outDir: path.join(scaleDir, sub), chunk: c, renditions: [ladder[1]!], preset, threads: 1, encoder: 'libx264' });
+const [c0, c1] = [chunkPlan[0]!, chunkPlan[1] ?? chunkPlan[0]!];
+const [, seqSec] = await timed(async () => {
+  await one(c0, 'seq');
+  await one(c1, 'seq');
+});
+const [, parSec] = await timed(() => Promise.all([one(c0, 'par'), one(c1, 'par')]));
+
+// Quality and size of each rung: chunked vs the single ffmpeg command, PSNR against the source.
+const quality = ladder.map((r, i) => {
+  const w = Math.round((r.height * 16) / 9 / 2) * 2;
+  const mine = path.join(root, 'hls', r.name, 'index.m3u8');
+  const theirs = path.join(single, String(i), 'index.m3u8');
+  const opts = { alignStart: true, scaleTo: [w, r.height] as [number, number] };
+  return {
+    rung: r.name,
+    chunkedBytes: dirBytes(path.join(root, 'hls', r.name)),
+    ffmpegBytes: dirBytes(path.join(single, String(i))),
+    chunkedPsnr: Number(psnr(mine, src, opts).toFixed(2)),
+    ffmpegPsnr: Number(psnr(theirs, src, opts).toFixed(2)),
+  };
+});
+const sum = (k: 'chunkedBytes' | 'ffmpegBytes'): number => quality.reduce((a, q) => a + q[k], 0);
+console.log(
+  JSON.stringify(
+    {
+      wallSec: {
+        chunked: Number(chunkedSec.toFixed(2)),
+        ffmpegSingle: Number(singleSec.toFixed(2)),
+        ffmpegNaivePerChunkRendition: Number(naiveSec.toFixed(2)),
+        chunkedSteps: Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, Number(v.toFixed(2))])),
+      },
+      ratios: {
+        chunkedOverFfmpegSingle: Number((chunkedSec / singleSec).toFixed(3)),
+        chunkedOverFfmpegNaive: Number((chunkedSec / naiveSec).toFixed(3)),
+        videoBytesChunkedOverFfmpeg: Number((sum('chunkedBytes') / sum('ffmpegBytes')).toFixed(3)),
+        scalingTwoParallelThreads1: Number((seqSec / parSec).toFixed(2)),
+      },
+      scaling: { oneAfterOtherSec: Number(seqSec.toFixed(2)), twoInParallelSec: Number(parSec.toFixed(2)) },
+      quality,
+    },
+    null,
+    2,
+  ),
+);
