@@ -31,6 +31,7 @@ describe('splitSource', () => {
     { label: 'B-frames, regular GOPs', clip: { durationSec: 10, width: 640, height: 360, fps: 25, gop: 48 }, target: 4 },
     { label: 'VFR', clip: { durationSec: 10, width: 640, height: 360, fps: 30, gop: 45, vfr: true }, target: 3 },
     { label: 'sparse keyframes (mid-GOP starts)', clip: { durationSec: 10, width: 640, height: 360, fps: 25, gop: 1000 }, target: 3 },
+    { label: 'open GOP (leading B-frames reference the previous GOP)', clip: { durationSec: 10, width: 640, height: 360, fps: 25, gop: 48, openGop: true }, target: 4 },
     { label: 'MKV source with B-frames', clip: { durationSec: 8, width: 640, height: 360, fps: 25, gop: 37, container: 'mkv' as const }, target: 3 },
   ];
   for (const tc of cases) {
