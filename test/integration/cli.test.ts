@@ -39,7 +39,7 @@ describe('vora CLI', () => {
   it('uploads a clip and follows it to READY (--json)', async () => {
     const file = makeClip({ durationSec: 4, width: 640, height: 360, fps: 25, audio: true });
     const r = await vora(['upload', file, '--json']);
-    expect(r.code, r.stderr).toBe(0);
+    expect(r.code, `stdout: ${r.stdout}\nstderr: ${r.stderr}`).toBe(0);
     const out = JSON.parse(r.stdout) as Array<{ file: string; uploadId: string; videoId: string; state: string; playbackUrl: string | null }>;
     expect(out).toHaveLength(1);
     expect(out[0]!.file).toBe(file);

@@ -1,12 +1,34 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { captureKeyFromUrl, getApiKey, setApiKey } from './api';
-import { AnalyticsPage } from './pages/analytics';
+import type { ComponentType } from 'preact';
 import { LibraryPage } from './pages/library';
-import { PlayerPage } from './pages/player';
 import { UploadPage } from './pages/upload';
 import { Link, usePath } from './router';
+import { ErrorBox, Spinner } from './ui';
 import './style.css';
+
+// The player (hls.js) and analytics (chart.js) load on first visit, so the library opens fast.
+function lazyPage<P>(load: () => Promise<ComponentType<P>>) {
+  let loaded: ComponentType<P> | null = null;
+  return function Lazy(props: P & {}) {
+    const [C, setC] = useState<ComponentType<P> | null>(() => loaded);
+    const [failed, setFailed] = useState(false);
+    useEffect(() => {
+      if (C) return;
+      load()
+        .then((c) => {
+          loaded = c;
+          setC(() => c);
+        })
+        .catch(() => setFailed(true));
+    }, []);
+    if (failed) return <ErrorBox message="This page could not be loaded; reload to try again." retry={() => location.reload()} />;
+    return C ? <C {...props} /> : <Spinner />;
+  };
+}
+const PlayerPage = lazyPage<{ videoId: string }>(() => import('./pages/player').then((m) => m.PlayerPage));
+const AnalyticsPage = lazyPage<{ videoId: string }>(() => import('./pages/analytics').then((m) => m.AnalyticsPage));
 
 captureKeyFromUrl();
 

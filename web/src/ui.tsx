@@ -1,3 +1,6 @@
+import { useEffect, useState } from 'preact/hooks';
+import { api, type Video } from './api';
+
 // Small shared pieces.
 const STATE_LABEL: Record<string, string> = {
   CREATED: 'Queued',
@@ -37,4 +40,28 @@ export function ErrorBox({ message, retry }: { message: string; retry?: () => vo
       )}
     </div>
   );
+}
+
+const names = new Map<string, Promise<string | null>>();
+
+/** The uploaded file's name for a video (from its upload), or null while unknown. */
+export function useFilename(video: Pick<Video, 'uploadId' | 'source'> | null): string | null {
+  const fromSource = (video?.source as { filename?: string } | null)?.filename ?? null;
+  const [name, setName] = useState<string | null>(fromSource);
+  useEffect(() => {
+    if (fromSource || !video?.uploadId) return;
+    let p = names.get(video.uploadId);
+    if (!p) {
+      p = api<{ filename?: string | null }>('GET', `/v1/uploads/${encodeURIComponent(video.uploadId)}`)
+        .then((u) => u.filename ?? null)
+        .catch(() => null);
+      names.set(video.uploadId, p);
+    }
+    let live = true;
+    void p.then((n) => live && setName(n));
+    return () => {
+      live = false;
+    };
+  }, [video?.uploadId, fromSource]);
+  return fromSource ?? name;
 }

@@ -2,7 +2,7 @@ import { BarController, BarElement, CategoryScale, Chart, Filler, LinearScale, L
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, describeError, fmtDuration, fmtKbps, getAnalytics, getVideo, loadAppConfig, type Analytics, type Video } from '../api';
 import { Link } from '../router';
-import { ErrorBox, Spinner, StateBadge } from '../ui';
+import { ErrorBox, Spinner, StateBadge, useFilename } from '../ui';
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, LineController, LineElement, PointElement, Filler, Tooltip, DoughnutController, ArcElement, Legend);
 
@@ -59,6 +59,7 @@ export function AnalyticsPage({ videoId }: { videoId: string }) {
   const [a, setA] = useState<Analytics | null>(null);
   const [temporalUi, setTemporalUi] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const filename = useFilename(video);
   const [aError, setAError] = useState<string | null>(null);
   const load = () => {
     setError(null);
@@ -91,7 +92,7 @@ export function AnalyticsPage({ videoId }: { videoId: string }) {
     <section>
       <div class="page-head">
         <h1>
-          Analytics <span class="muted">·</span> <code>{(video?.source as { filename?: string } | null)?.filename ?? videoId}</code>
+          Analytics <span class="muted">·</span> {filename ?? <code>{videoId}</code>}
         </h1>
         <div class="row">
           {video && <StateBadge state={video.state} />}

@@ -2,7 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { ApiError, deleteVideo, describeError, fmtDuration, listVideos, PLAYABLE, TERMINAL, type Video } from '../api';
 import { live } from '../live';
 import { Link } from '../router';
-import { ErrorBox, Spinner, StateBadge } from '../ui';
+import { ErrorBox, Spinner, StateBadge, useFilename } from '../ui';
 
 function Thumb({ v }: { v: Video }) {
   const [broken, setBroken] = useState(false);
@@ -25,7 +25,7 @@ function VideoCard({ v, onDeleted }: { v: Video; onDeleted: (id: string) => void
     return live.subscribe(video.videoId, setVideo);
   }, [video.videoId, TERMINAL.has(video.state)]);
   const playable = PLAYABLE.has(video.state);
-  const name = (video.source as { filename?: string } | null)?.filename;
+  const name = useFilename(video);
   const onDelete = async () => {
     if (!confirm(`Delete ${video.videoId}? Its renditions and analytics link go away.`)) return;
     setBusy(true);
@@ -53,7 +53,7 @@ function VideoCard({ v, onDeleted }: { v: Video; onDeleted: (id: string) => void
       )}
       <div class="video-body">
         <div class="video-title">
-          <code title={video.videoId}>{name ?? video.videoId}</code>
+          <span class="vname" title={name ? `${name} (${video.videoId})` : video.videoId}>{name ?? <code>{video.videoId}</code>}</span>
           <StateBadge state={video.state} />
         </div>
         <p class="muted small">

@@ -4,7 +4,7 @@ import { ApiError, describeError, fmtDuration, fmtKbps, getVideo, loadAppConfig,
 import { live } from '../live';
 import { Link } from '../router';
 import { Telemetry } from '../telemetry';
-import { ErrorBox, Spinner, StateBadge } from '../ui';
+import { ErrorBox, Spinner, StateBadge, useFilename } from '../ui';
 
 declare global {
   interface Window {
@@ -209,6 +209,7 @@ export function PlayerPage({ videoId }: { videoId: string }) {
       .catch((e: ApiError) => setError(e.code === 'VIDEO_NOT_FOUND' ? 'This video does not exist (or was deleted).' : describeError(e.code, e.message)));
   };
   useEffect(load, [videoId]);
+  const filename = useFilename(video);
   const terminal = video ? TERMINAL.has(video.state) : true;
   useEffect(() => {
     if (terminal) return;
@@ -235,9 +236,7 @@ export function PlayerPage({ videoId }: { videoId: string }) {
   return (
     <section>
       <div class="page-head">
-        <h1>
-          <code>{(video.source as { filename?: string } | null)?.filename ?? video.videoId}</code>
-        </h1>
+        <h1>{filename ?? <code>{video.videoId}</code>}</h1>
         <div class="row">
           <StateBadge state={video.state} />
           <Link href={`/videos/${video.videoId}/analytics`} class="btn">
