@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -260,6 +260,30 @@ describe('chunked pipeline: split -> encodeChunk -> packageRendition -> encodeAu
     }).catch((e) => e);
     expect(err).toBeInstanceOf(MediaError);
     expect(err.code).toBe('ENCODER_ERROR');
+  });
+
+  it('packages chunk files moved without their checkpoint records (VFR, exact chunk starts from the file tag)', async () => {
+    const src = makeClip({ durationSec: 8, width: 640, height: 360, fps: 30, gop: 45, vfr: true });
+    const p = await probe(src);
+    const chunks = planChunks(p, 3);
+    expect(chunks.length).toBeGreaterThan(1);
+    const dir = tempDir('moved-');
+    const moved = path.join(dir, 'moved');
+    mkdirSync(moved);
+    const files: string[] = [];
+    for (const chunk of chunks) {
+      const r = await encodeChunk({ input: src, outDir: dir, chunk, renditions: LOW, preset: 'ultrafast' });
+      const f = path.join(moved, `${chunk.name}.mp4`);
+      copyFileSync(path.join(dir, r.renditions[0]!.file), f);
+      files.push(f);
+    }
+    const withRecords = await packageRendition({ rendition: '240p', chunkFiles: chunks.map((c) => path.join(dir, '240p', `${c.name}.mp4`)), outDir: path.join(dir, 'a', '240p'), segmentDurationSec: 4 });
+    const bare = await packageRendition({ rendition: '240p', chunkFiles: files, outDir: path.join(dir, 'b', '240p'), segmentDurationSec: 4 });
+    expect(bare.segments.map((x) => x.durationSec)).toEqual(withRecords.segments.map((x) => x.durationSec));
+    parseMediaPlaylist(path.join(dir, 'b', '240p', 'index.m3u8'));
+    expect(countFrames(path.join(dir, 'b', '240p', 'index.m3u8'))).toBe(countFrames(src));
+    const total = bare.segments.reduce((a, x) => a + x.durationSec, 0);
+    expect(Math.abs(total - p.durationSec)).toBeLessThanOrEqual(1 / 15 + 1e-6);
   });
 
   it('splitSource rejects with ABORTED when the signal is already aborted', async () => {

@@ -19,6 +19,18 @@ use crate::codecs;
 use crate::error::{ErrorCode, MediaError, MediaResult};
 use crate::ladder::{self, KeyframeGrid};
 
+/// Format-level tag of encodeChunk outputs: the chunk's source start in ticks.
+pub const CHUNK_TAG: &str = "vora_chunk";
+
+/// Source start (seconds) from a [`CHUNK_TAG`] value.
+pub fn parse_chunk_tag(tag: &str) -> Option<f64> {
+    let rest = tag.strip_prefix("v1 start=")?;
+    let (num, den) = rest.split_once('/')?;
+    let (num, den) = (num.parse::<i64>().ok()?, den.parse::<i64>().ok()?);
+    #[allow(clippy::cast_precision_loss)]
+    (den > 0).then(|| num as f64 / den as f64)
+}
+
 /// Boundary tolerance in ticks: far below a frame, above float/rounding noise
 /// from keyframe times that went through seconds.
 const EPS_TICKS: i64 = 4;
@@ -141,7 +153,15 @@ pub fn run_chunk(
             ost.set_parameters(&enc);
             ost.set_time_base(Rational::new(1, TICK));
         }
-        octx.write_header_with(Dictionary::new())
+        // Where this chunk sits in the source, so packaging needs nothing but the file.
+        let mut meta = Dictionary::new();
+        #[allow(clippy::cast_possible_truncation)]
+        let start_ticks = (job.start_sec * f64::from(TICK)).round() as i64;
+        meta.set(CHUNK_TAG, &format!("v1 start={start_ticks}/{TICK}"));
+        octx.set_metadata(meta);
+        let mut mov_opts = Dictionary::new();
+        mov_opts.set("movflags", "use_metadata_tags");
+        octx.write_header_with(mov_opts)
             .map_err(|e| map_err(ErrorCode::IoError, &format!("mp4 header {}", path.display()), e))?;
         let video_tb = octx.stream(0).map_or(Rational::new(1, TICK), |s| s.time_base());
         rungs.push(Rung {
@@ -295,4 +315,16 @@ pub fn run_chunk(
         });
     }
     Ok((sel_out, outputs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_tag_parses() {
+        assert_eq!(parse_chunk_tag("v1 start=384000/48000"), Some(8.0));
+        assert_eq!(parse_chunk_tag("v1 start=1/0"), None);
+        assert_eq!(parse_chunk_tag("v2 start=1/1"), None);
+    }
 }

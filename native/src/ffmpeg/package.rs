@@ -18,8 +18,8 @@ use crate::error::{ErrorCode, MediaError, MediaResult};
 pub struct PackageJob {
     pub name: String,
     pub chunk_files: Vec<PathBuf>,
-    /// Source time of each chunk's start (from its checkpoint record) when known;
-    /// otherwise chunks are laid end to end.
+    /// Source time of each chunk's start from its checkpoint record, used when the
+    /// file lacks encodeChunk's `vora_chunk` tag; with neither, chunks are laid end to end.
     pub chunk_starts: Vec<Option<f64>>,
     pub out_dir: PathBuf,
 }
@@ -91,6 +91,7 @@ pub fn run_package(job: &PackageJob) -> MediaResult<PackageOutput> {
         };
         let nominal = if rate.numerator() > 0 { rescale(1, rate.invert(), tick).max(1) } else { 1 };
         let extra = extradata_of(par);
+        let tagged_start = ictx.metadata().get(super::chunk::CHUNK_TAG).and_then(super::chunk::parse_chunk_tag);
         if ci == 0 {
             header = extra;
             codecs_v = codecs::avc1_from_extradata(&header)
@@ -139,11 +140,8 @@ pub fn run_package(job: &PackageJob) -> MediaResult<PackageOutput> {
         }
         frame_rate = frame_rate.max(r64(rate));
         #[allow(clippy::cast_possible_truncation)]
-        let offset = job
-            .chunk_starts
-            .get(ci)
-            .copied()
-            .flatten()
+        let offset = tagged_start
+            .or_else(|| job.chunk_starts.get(ci).copied().flatten())
             .map_or(end, |s| (s * f64::from(TICK)).round() as i64 + timeline_offset_ticks());
         // The mov demuxer leaves packet durations unset; the stream duration (sum of
         // sample durations, last frame included) gives the chunk's exact end.
