@@ -25,6 +25,8 @@ export interface EventBufferOptions {
   spoolDir: string;
   maxBuffered?: number;
   batchSize?: number;
+  /** Largest insert while a backlog is drained (at least 3 x batchSize pending); default 5 x batchSize. */
+  maxBatchRows?: number;
   flushIntervalMs?: number;
   maxSpoolBytes?: number;
   backoffMinMs?: number;
@@ -59,6 +61,8 @@ export class EventBuffer {
   private pending: { e: PlaybackEvent; at: number }[] = [];
   private oldestAt = 0;
   private inflight: InFlight | null = null;
+  /** Events taken for the next batch while its rows are built (in slices, see buildBatch). */
+  private building: { e: PlaybackEvent; at: number }[] | null = null;
   private pumping: Promise<void> | null = null;
   private retryAt = 0;
   private backoff: number;
@@ -81,6 +85,7 @@ export class EventBuffer {
       maxAttempts: 8,
       maxReplayAttempts: 3,
       isPermanent: (err: unknown) => (err as { permanent?: boolean } | null)?.permanent === true,
+      maxBatchRows: 5 * (opts.batchSize ?? 20_000),
       ...opts,
     };
     this.backoff = this.o.backoffMinMs;
@@ -119,7 +124,7 @@ export class EventBuffer {
   }
 
   get buffered(): number {
-    return this.pending.length + (this.inflight?.rows.length ?? 0);
+    return this.pending.length + (this.inflight?.rows.length ?? 0) + (this.building?.length ?? 0);
   }
 
   stats() {
@@ -148,6 +153,8 @@ export class EventBuffer {
     this.closed = true;
     if (this.inflight && !this.inflight.spoolFile) this.spillBatch(this.inflight);
     this.inflight = null;
+    if (this.building) this.spill(this.building);
+    this.building = null;
     const rest = this.pending;
     this.pending = [];
     this.spill(rest);
@@ -179,7 +186,20 @@ export class EventBuffer {
   private async pump(force: boolean): Promise<void> {
     for (;;) {
       if (this.closed) return;
-      if (!this.inflight) this.inflight = this.nextBatch(force);
+      if (!this.inflight) {
+        const next = this.nextBatch(force);
+        if (next && 'items' in next) {
+          // Rows are built in slices with the event loop running in between: a 20,000-event
+          // batch built at once would stall the gateway's 202 answers for tens of milliseconds.
+          this.building = next.items;
+          const built = await this.buildBatch(next.items);
+          if (this.closed || this.building !== next.items) return; // close() spilled them
+          this.building = null;
+          this.inflight = { ...built, attempts: 0 };
+        } else {
+          this.inflight = next;
+        }
+      }
       const b = this.inflight;
       if (!b) return;
       try {
@@ -216,12 +236,16 @@ export class EventBuffer {
     }
   }
 
-  private nextBatch(force: boolean): InFlight | null {
+  private nextBatch(force: boolean): InFlight | { items: { e: PlaybackEvent; at: number }[] } | null {
     const due = force || this.pending.length >= this.o.batchSize || Date.now() - this.oldestAt >= this.o.flushIntervalMs;
     if (this.pending.length > 0 && due) {
-      const take = this.pending.splice(0, this.o.batchSize);
+      // A backlog (ClickHouse was slow or down) goes in larger inserts: fewer parts, more rows/s.
+      // (whole multiples of batchSize, so what is left keeps the size/age rule).
+      const bs = this.o.batchSize;
+      const size = this.pending.length >= 3 * bs ? Math.max(bs, Math.floor(Math.min(this.pending.length, this.o.maxBatchRows) / bs) * bs) : bs;
+      const take = this.pending.splice(0, size);
       this.oldestAt = this.pending[0]?.at ?? 0;
-      return { ...this.makeBatch(take), attempts: 0 };
+      return { items: take };
     }
     // Spooled batches go after fresh ones, and only while the sink is not failing.
     if (this.pending.length === 0 || !due) {
@@ -231,6 +255,16 @@ export class EventBuffer {
       }
     }
     return null;
+  }
+
+  private async buildBatch(items: { e: PlaybackEvent; at: number }[], slice = 2_000): Promise<Batch> {
+    const batchId = newBatchId();
+    const rows: EventRow[] = new Array(items.length);
+    for (let i = 0; i < items.length; i++) {
+      if (i > 0 && i % slice === 0) await new Promise((r) => setImmediate(r));
+      rows[i] = toRow(items[i]!.e, items[i]!.at, batchId, i);
+    }
+    return { batchId, rows };
   }
 
   private makeBatch(items: { e: PlaybackEvent; at: number }[]): Batch {

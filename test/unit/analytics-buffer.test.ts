@@ -66,6 +66,18 @@ describe('EventBuffer', () => {
     expect(b.counters).toMatchObject({ accepted: 25, flushed: 25, spilled: 0, dropped: 0 });
   });
 
+  it('drains a backlog in larger inserts (whole multiples of batchSize, at most maxBatchRows)', async () => {
+    const f = fakeSink();
+    const b = new EventBuffer({ sink: f.sink, spoolDir: spoolDir(), batchSize: 10, maxBatchRows: 45, flushIntervalMs: 60_000 });
+    b.push(evs(95));
+    b.start();
+    await until(() => f.rows().length === 90);
+    expect([...f.stored.values()].map((x) => x.rows.length)).toEqual([40, 40, 10]);
+    await b.close();
+    expect(f.rows().length).toBe(95);
+    expect(new Set(f.rows().map((r) => r.segment)).size).toBe(95);
+  });
+
   it('flushes by age', async () => {
     const f = fakeSink();
     const b = new EventBuffer({ sink: f.sink, spoolDir: spoolDir(), batchSize: 1000, flushIntervalMs: 100 }).start();

@@ -81,3 +81,14 @@ describe('toRow', () => {
     });
   });
 });
+
+describe('jsonEachRowStream', () => {
+  it('produces the JSONEachRow text of the rows in slices', async () => {
+    const { jsonEachRowStream } = await import('../../src/analytics/clickhouse.ts');
+    const rows = Array.from({ length: 1234 }, (_, i) => ({ a: i, s: `x"${i}` }));
+    const chunks: string[] = [];
+    for await (const c of jsonEachRowStream(rows, 500)) chunks.push(String(c));
+    expect(chunks.length).toBe(3);
+    expect(chunks.join('')).toBe(rows.map((r) => JSON.stringify(r) + '\n').join(''));
+  });
+});
