@@ -92,6 +92,9 @@ describe('web app in Chromium', () => {
       300_000,
     );
     await screenshot(page, '03-upload-ready');
+    // The updates came over the gateway's WebSocket (/v1/live), not the polling fallback.
+    expect(await page.evaluate(() => (globalThis as any).document.documentElement.dataset.live)).toBe('socket');
+    expect(seen.has('READY')).toBe(true);
     expect(errors.filter((e) => !/ERR_INTERNET_DISCONNECTED|Failed to load resource/.test(e))).toEqual([]);
   });
 
@@ -225,6 +228,8 @@ describe('web app in Chromium', () => {
     const card = page.locator(`[data-testid=video-card][data-video-id="${failedId}"]`);
     await card.waitFor();
     expect(await card.locator('[data-testid=failure]').innerText()).toMatch(/[A-Z_]{4,}: ./);
+    // File names come from each video's upload; let them arrive before the screenshot.
+    await until('file names shown', async () => ((await page.locator('.vname code').count()) === 0 ? true : undefined), 10_000).catch(() => {});
     await screenshot(page, '09-library-failed');
     page.once('dialog', (d) => void d.accept());
     await card.getByRole('button', { name: 'Delete' }).click();

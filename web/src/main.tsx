@@ -1,6 +1,7 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { captureKeyFromUrl, getApiKey, setApiKey } from './api';
+import { live, type LiveMode } from './live';
 import type { ComponentType } from 'preact';
 import { LibraryPage } from './pages/library';
 import { UploadPage } from './pages/upload';
@@ -73,6 +74,25 @@ function KeyControl() {
   );
 }
 
+/** Whether status updates arrive over the gateway's WebSocket or by polling (shown once known). */
+function LiveIndicator() {
+  const [mode, setMode] = useState<LiveMode>(live.mode);
+  useEffect(
+    () =>
+      live.onMode((m) => {
+        setMode(m);
+        document.documentElement.dataset.live = m;
+      }),
+    [],
+  );
+  if (mode === 'connecting') return null;
+  return (
+    <span class={`live-ind ${mode}`} title={mode === 'socket' ? 'Status updates arrive live over WebSocket' : 'Live updates unavailable; refreshing every 2 s'}>
+      {mode === 'socket' ? 'Live' : 'Refreshing'}
+    </span>
+  );
+}
+
 function App() {
   const path = usePath();
   let page;
@@ -106,6 +126,7 @@ function App() {
           {nav('/', 'Library', path === '/' || path.startsWith('/videos'))}
           {nav('/upload', 'Upload', path === '/upload')}
         </nav>
+        <LiveIndicator />
         <KeyControl />
       </header>
       <main id="main" tabIndex={-1}>
