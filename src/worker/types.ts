@@ -61,6 +61,8 @@ export interface PackagedAudio {
   averageBandwidth: number;
   durationSec: number;
   playlist: string;
+  /** The source's other audio tracks, listed in the same group (not DEFAULT). */
+  alternates: PackagedAudio[];
 }
 
 export interface RenditionStatus {

@@ -1,6 +1,7 @@
 // Starts the whole stack once for the integration project, on free ports in a fresh data dir, with
 // the same supervisor `vora up` uses; tests read its environment with inject('stackEnv').
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -27,8 +28,26 @@ export default async function setup(project: TestProject) {
   // The API wrote its first key to the data dir on start; tests send it (stackEnv.VORA_API_KEY).
   const apiKey = readApiKeyFile(dataDir);
   if (!apiKey) throw new Error(`the API wrote no key to ${path.join(dataDir, 'api-key')}`);
-  project.provide('stackEnv', { ...env, ...stack.env, VORA_API_KEY: apiKey });
+  // Test-only control of the stack's services (stop/start one, e.g. Temporal mid-workflow), for
+  // tests that run in worker processes and cannot reach the Stack object. Loopback only.
+  const control = http.createServer((req, res) => {
+    const m = /^\/services\/([a-z]+)\/(stop|start|kill)$/.exec(req.url ?? '');
+    if (req.method !== 'POST' || !m) {
+      res.writeHead(404).end();
+      return;
+    }
+    const [, name, op] = m;
+    const done = op === 'start' ? stack.startService(name!) : stack.stopService(name!, op === 'kill' ? 'SIGKILL' : undefined);
+    done.then(
+      () => res.writeHead(204).end(),
+      (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(err.message),
+    );
+  });
+  await new Promise<void>((r) => control.listen(0, '127.0.0.1', r));
+  const controlUrl = `http://127.0.0.1:${(control.address() as { port: number }).port}`;
+  project.provide('stackEnv', { ...env, ...stack.env, VORA_TEST_CONTROL_URL: controlUrl, VORA_API_KEY: apiKey });
   return async () => {
+    control.close();
     await stack.stop();
     if (process.env.VORA_KEEP_TEST_DATA) process.stderr.write(`[harness] kept ${dataDir}\n`);
     else fs.rmSync(dataDir, { recursive: true, force: true });

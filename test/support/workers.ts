@@ -41,7 +41,7 @@ export async function startWorker(taskQueue: string, env: Record<string, string>
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       await exited;
-      fs.rmSync(dataDir, { recursive: true, force: true });
+      if (!process.env.VORA_KEEP_TEST_DATA) fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

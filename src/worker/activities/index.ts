@@ -308,8 +308,7 @@ export function createActivities(deps: ActivityDeps) {
           .catch(mediaFailure);
         if (!res) return null;
         await uploadDirectory(s3, bucket, outDir, keys.hls(videoId, ''), Context.current().cancellationSignal);
-        const { segments: _segments, ...audio } = res;
-        return audio;
+        return withoutSegments(res);
       } finally {
         hb.stop();
         fs.rmSync(outDir, { recursive: true, force: true });
@@ -347,7 +346,7 @@ export function createActivities(deps: ActivityDeps) {
     async publishMaster(videoId: string, renditions: PackagedRendition[], audio: PackagedAudio | null, state: 'PARTIALLY_READY' | 'READY'): Promise<void> {
       await injectFault(deps.faults ?? [], { at: 'publish', videoId, attempt: Context.current().info.attempt });
       // Payloads carry no segment lists (history stays small); the master needs none.
-      const text = deps.media.masterPlaylistText(renditions.map((r) => ({ ...r, segments: [] })), audio ? { ...audio, segments: [] } : null);
+      const text = deps.media.masterPlaylistText(renditions.map((r) => ({ ...r, segments: [] })), audio ? withSegments(audio) : null);
       await putText(s3, bucket, keys.hls(videoId, 'master.m3u8'), text, 'application/vnd.apple.mpegurl');
       const client = await pool.connect();
       try {
@@ -383,7 +382,9 @@ export function createActivities(deps: ActivityDeps) {
         const input = await localSource(videoId);
         fs.rmSync(outDir, { recursive: true, force: true });
         fs.mkdirSync(outDir, { recursive: true });
-        await (deps.media as unknown as ThumbnailsApi).thumbnails({ input, outDir, storyboard: { intervalSec: 2, columns: 10, tileWidth: 160 } }).catch(mediaFailure);
+        await deps.media
+          .thumbnails({ input, outDir, storyboard: { intervalSec: 2, columns: 10, tileWidth: 160 }, signal: Context.current().cancellationSignal })
+          .catch(mediaFailure);
         await uploadDirectory(s3, bucket, outDir, keys.hls(videoId, ''));
       } finally {
         fs.rmSync(outDir, { recursive: true, force: true });
@@ -429,13 +430,17 @@ export function createActivities(deps: ActivityDeps) {
   }
 }
 
-function toPackaged(r: { name: string; width: number; height: number; bandwidth: number; averageBandwidth: number; codecs: string; frameRate: number; playlist: string }): PackagedRendition {
-  return { name: r.name, width: r.width, height: r.height, bandwidth: r.bandwidth, averageBandwidth: r.averageBandwidth, codecs: r.codecs, frameRate: r.frameRate, playlist: r.playlist };
+/** Segment lists stay out of workflow payloads (history stays small); the master needs none. */
+function withoutSegments(a: Media.HlsAudioResult): PackagedAudio {
+  const { segments: _segments, alternates, ...rest } = a;
+  return { ...rest, alternates: alternates.map(withoutSegments) };
+}
+function withSegments(a: PackagedAudio): Media.HlsAudioResult {
+  return { ...a, segments: [], alternates: a.alternates.map(withSegments) };
 }
 
-// Until the native thumbnails() lands in src/media, its expected shape.
-interface ThumbnailsApi {
-  thumbnails(o: { input: string; outDir: string; storyboard?: { intervalSec: number; columns: number; tileWidth: number } }): Promise<unknown>;
+function toPackaged(r: { name: string; width: number; height: number; bandwidth: number; averageBandwidth: number; codecs: string; frameRate: number; playlist: string }): PackagedRendition {
+  return { name: r.name, width: r.width, height: r.height, bandwidth: r.bandwidth, averageBandwidth: r.averageBandwidth, codecs: r.codecs, frameRate: r.frameRate, playlist: r.playlist };
 }
 
 export type Activities = ReturnType<typeof createActivities>;
