@@ -16,7 +16,6 @@ import { keys } from '../common/keys.ts';
 import { createLogger, type Logger } from '../common/log.ts';
 import { createMetrics, prom, type Metrics } from '../common/metrics.ts';
 import { verifyPlaybackToken } from '../common/playback-token.ts';
-import { createS3 } from '../common/s3.ts';
 import { EventBuffer } from '../analytics/buffer.ts';
 import { clickhouseSink, createClickhouse } from '../analytics/clickhouse.ts';
 import { MAX_BODY_BYTES, parseEventBatch } from '../analytics/events.ts';
@@ -39,6 +38,7 @@ import {
   type ErrorCode,
 } from './http.ts';
 import { attachLive, type LiveHub } from './live.ts';
+import { createOriginS3 } from './origin-s3.ts';
 import { cachedStateLookup, pgStateLookup, toAccess, type StateLookup } from './state.ts';
 
 type Header = readonly [string, string];
@@ -123,7 +123,8 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
   const stateOf = opts.stateLookup ?? cachedState!;
   const metrics = opts.metrics ?? createMetrics('gateway');
   const m = gatewayMetrics(metrics);
-  const s3 = opts.s3 ?? createS3(cfg);
+  // The lean signed-HTTP client for the hot path (origin-s3.ts); tests may pass the SDK or a fake.
+  const s3 = opts.s3 ?? (createOriginS3(cfg) as unknown as S3Client);
   const ch = opts.buffer ? null : createClickhouse(cfg);
   const buffer =
     opts.buffer ??
@@ -295,7 +296,7 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
       if (access.private && p.rel.endsWith('.m3u8')) {
         // Rewritten per token: no validators, no ranges, never cached (PRIVATE_CACHE_CONTROL).
         const o = await timed('get', s3.send(new GetObjectCommand({ Bucket: bucket, Key }), { abortSignal: signal }));
-        const text = await (o.Body as { transformToString(): Promise<string> }).transformToString();
+        const text = await readText(o.Body as Readable);
         if (ctx.aborted) return;
         hls.ok++;
         return send(res, ctx, 200, base, rewritePlaylist(text, token!));
@@ -541,6 +542,12 @@ function gatewayMetrics(metrics: Metrics) {
       liveStats = l;
     },
   };
+}
+
+async function readText(body: Readable): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of body) chunks.push(Buffer.from(c as Uint8Array));
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 function safeDate(s: string): Date | undefined {
