@@ -9,7 +9,7 @@
 // runs made back to back in this process, never an absolute.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import path from 'node:path';
 
 import { DEFAULT_LADDER } from '../src/common/ladder.ts';
@@ -34,9 +34,21 @@ const SEG = 4;
 const FPS = 30;
 const ladder = DEFAULT_LADDER;
 
+/** CPU seconds spent by ffmpeg child processes (from -benchmark), summed. */
+let childCpu = 0;
 function ffmpeg(args: string[]): void {
-  const r = spawnSync('ffmpeg', ['-hide_banner', '-v', 'error', '-y', ...args], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`ffmpeg ${args.join(' ')}: ${r.stderr}`);
+  const r = spawnSync('ffmpeg', ['-hide_banner', '-nostats', '-v', 'info', '-benchmark', '-y', ...args], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`ffmpeg ${args.join(' ')}: ${r.stderr.slice(-2000)}`);
+  const m = /bench: utime=([\d.]+)s stime=([\d.]+)s/.exec(r.stderr);
+  if (m) childCpu += Number(m[1]) + Number(m[2]);
+}
+
+/** Wall seconds and CPU seconds (this process, native threads included, plus ffmpeg children). */
+async function measured(f: () => Promise<unknown> | unknown): Promise<{ wall: number; cpu: number }> {
+  const [c0, k0, t0] = [process.cpuUsage(), childCpu, performance.now()];
+  await f();
+  const c = process.cpuUsage(c0);
+  return { wall: (performance.now() - t0) / 1000, cpu: (c.user + c.system) / 1e6 + (childCpu - k0) };
 }
 
 function dirBytes(dir: string): number {
@@ -74,6 +86,7 @@ const inputs = {
   segmentSec: SEG,
   chunkTargetSec: targetSec,
   cores: availableParallelism(),
+  loadAvg1mAtStart: Number(loadavg()[0]!.toFixed(2)),
   fixtureGenSec: Number(genSec.toFixed(1)),
 };
 console.log(JSON.stringify({ inputs }));
@@ -81,7 +94,7 @@ console.log(JSON.stringify({ inputs }));
 // 1. Chunked pipeline, every step as the worker runs it (sequential on this host).
 const root = tempDir('bench-chunked-');
 const steps: Record<string, number> = {};
-const [, chunkedSec] = await timed(async () => {
+const chunkedM = await measured(async () => {
   const [p, tp] = await timed(() => probe(src));
   steps.probe = tp;
   const chunks = planChunks(p, targetSec);
@@ -115,7 +128,7 @@ const chunkPlan: Chunk[] = planChunks(await probe(src), targetSec);
 
 // 2. One ffmpeg process: split filter, three libx264 encoders, one AAC, fMP4 HLS.
 const single = tempDir('bench-ffmpeg-');
-const [, singleSec] = await timed(() =>
+const singleM = await measured(() =>
   ffmpeg([
     '-i', src,
     '-filter_complex', `[0:v]split=${ladder.length}${ladder.map((_, i) => `[s${i}]`).join('')};${ladder.map((r, i) => `[s${i}]scale=-2:${r.height}[v${i}]`).join(';')}`,
@@ -130,7 +143,7 @@ const [, singleSec] = await timed(() =>
 
 // 3. Naive: one ffmpeg process per (chunk, rendition), plus one for the audio (no packaging).
 const naive = tempDir('bench-naive-');
-const [, naiveSec] = await timed(() => {
+const naiveM = await measured(() => {
   for (const c of chunkPlan) {
     for (const [i, r] of ladder.entries()) {
       ffmpeg([
@@ -147,11 +160,12 @@ const scaleDir = tempDir('bench-scale-');
 const one = (c: Chunk, sub: string) =>
   encodeChunk({ input: src, outDir: path.join(scaleDir, sub), chunk: c, renditions: [ladder[1]!], preset, threads: 1, encoder: 'libx264' });
 const [c0, c1] = [chunkPlan[0]!, chunkPlan[1] ?? chunkPlan[0]!];
-const [, seqSec] = await timed(async () => {
+const seqM = await measured(async () => {
   await one(c0, 'seq');
   await one(c1, 'seq');
 });
-const [, parSec] = await timed(() => Promise.all([one(c0, 'par'), one(c1, 'par')]));
+const parM = await measured(() => Promise.all([one(c0, 'par'), one(c1, 'par')]));
+const [chunkedSec, singleSec, naiveSec, seqSec, parSec] = [chunkedM, singleM, naiveM, seqM, parM].map((m) => m.wall) as [number, number, number, number, number];
 
 // Quality and size of each rung: chunked vs the single ffmpeg command, PSNR against the source.
 const quality = ladder.map((r, i) => {
@@ -177,13 +191,26 @@ console.log(
         ffmpegNaivePerChunkRendition: Number(naiveSec.toFixed(2)),
         chunkedSteps: Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, Number(v.toFixed(2))])),
       },
+      cpuSec: {
+        chunked: Number(chunkedM.cpu.toFixed(1)),
+        ffmpegSingle: Number(singleM.cpu.toFixed(1)),
+        ffmpegNaivePerChunkRendition: Number(naiveM.cpu.toFixed(1)),
+      },
+      loadAvg1mAtEnd: Number(loadavg()[0]!.toFixed(2)),
       ratios: {
+        // CPU-second ratios are what the wall ratios would be on an idle machine of the same cores, roughly.
+        cpuChunkedOverFfmpegSingle: Number((chunkedM.cpu / singleM.cpu).toFixed(3)),
+        cpuChunkedOverFfmpegNaive: Number((chunkedM.cpu / naiveM.cpu).toFixed(3)),
         chunkedOverFfmpegSingle: Number((chunkedSec / singleSec).toFixed(3)),
         chunkedOverFfmpegNaive: Number((chunkedSec / naiveSec).toFixed(3)),
         videoBytesChunkedOverFfmpeg: Number((sum('chunkedBytes') / sum('ffmpegBytes')).toFixed(3)),
         scalingTwoParallelThreads1: Number((seqSec / parSec).toFixed(2)),
       },
-      scaling: { oneAfterOtherSec: Number(seqSec.toFixed(2)), twoInParallelSec: Number(parSec.toFixed(2)) },
+      scaling: {
+        oneAfterOtherSec: Number(seqSec.toFixed(2)),
+        twoInParallelSec: Number(parSec.toFixed(2)),
+        cpuSec: { oneAfterOther: Number(seqM.cpu.toFixed(1)), twoInParallel: Number(parM.cpu.toFixed(1)) },
+      },
       quality,
     },
     null,
