@@ -184,7 +184,8 @@ describe('web app in Chromium', () => {
     await until('upload at ~15%', async () => ((await progress()) >= 0.15 ? true : undefined), 60_000);
 
     await item.getByRole('button', { name: 'Pause' }).click();
-    expect(await item.getAttribute('data-status')).toBe('paused');
+    await until('paused', async () => ((await item.getAttribute('data-status')) === 'paused' ? true : undefined), 5000);
+    await page.waitForTimeout(200);
     const paused = await progress();
     await page.waitForTimeout(1500);
     expect(await progress()).toBe(paused);
@@ -235,5 +236,44 @@ describe('web app in Chromium', () => {
     await card.getByRole('button', { name: 'Delete' }).click();
     await card.waitFor({ state: 'detached' });
     expect((await fetch(`${cfg.apiUrl}/v1/videos/${failedId}`)).status).toBe(404);
+  });
+
+
+  it('serves deep links and keeps the API paths, and says when the API key is missing or wrong', async () => {
+    // Deep links load the SPA (player/analytics chunks load lazily); API paths stay JSON.
+    expect(videoId).not.toBe('');
+    await page.goto(`${cfg.apiUrl}/videos/${videoId}/analytics`);
+    await page.getByRole('heading', { name: /Analytics/ }).waitFor();
+    const notFound = await fetch(`${cfg.apiUrl}/v1/no-such-thing`);
+    expect(notFound.status).toBe(404);
+    expect(((await notFound.json()) as { error: { code: string } }).error.code).toBe('NOT_FOUND');
+    expect((await fetch(`${cfg.apiUrl}/healthz`)).status).toBe(200);
+    const config = (await (await fetch(`${cfg.apiUrl}/v1/config`)).json()) as Record<string, string>;
+    expect(config).toEqual({ playbackUrl: cfg.playbackUrl, gatewayWsUrl: cfg.gatewayUrl.replace(/^http/, 'ws'), temporalUiUrl: cfg.temporal.uiUrl });
+
+    if (!apiKey) return; // a stack without API keys has nothing to refuse
+    const fresh = await browser.newContext();
+    try {
+      const p = await fresh.newPage();
+      await p.goto(`${cfg.apiUrl}/upload`);
+      await p.getByText('No API key is stored in this browser').waitFor();
+      const clip = makeClip({ durationSec: 1 });
+      await p.locator('[data-testid=file-input]').setInputFiles(clip);
+      const item = p.locator('[data-testid=upload-item]').first();
+      await until('refused without a key', async () => ((await item.getAttribute('data-status')) === 'error' ? true : undefined), 30_000);
+      expect(await item.innerText()).toContain('An API key is needed');
+      await screenshot(p, '10-upload-no-key');
+
+      // A fragment change on the open page stores the (wrong) key too.
+      await p.goto(`${cfg.apiUrl}/upload#key=not-a-valid-key`);
+      await until('key stored', async () => ((await p.evaluate(() => (globalThis as any).localStorage.getItem('vora.apiKey'))) === 'not-a-valid-key' ? true : undefined), 5000);
+      await p.locator('[data-testid=file-input]').setInputFiles(clip);
+      await until('second item', async () => ((await p.locator('[data-testid=upload-item]').count()) === 2 ? true : undefined), 5000);
+      const again = p.locator('[data-testid=upload-item]').first();
+      await until('refused with a wrong key', async () => ((await again.getAttribute('data-status')) === 'error' ? true : undefined), 30_000);
+      expect(await again.innerText()).toContain('The API key was rejected');
+    } finally {
+      await fresh.close();
+    }
   });
 });

@@ -32,6 +32,8 @@ const PlayerPage = lazyPage<{ videoId: string }>(() => import('./pages/player').
 const AnalyticsPage = lazyPage<{ videoId: string }>(() => import('./pages/analytics').then((m) => m.AnalyticsPage));
 
 captureKeyFromUrl();
+// The `vora up` link pasted into a tab that already shows the app only changes the fragment.
+window.addEventListener('hashchange', captureKeyFromUrl);
 
 function KeyControl() {
   const [key, setKey] = useState(getApiKey());
