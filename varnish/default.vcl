@@ -60,6 +60,13 @@ sub vcl_recv {
     if (req.url ~ "^/v1/events") {
         return (pass);
     }
+    # Operators' endpoints of the gateway are not part of the public playback entry.
+    if (req.url ~ "^/(metrics|healthz)" && client.ip !~ purgers) {
+        return (synth(403, "FORBIDDEN"));
+    }
+    if (req.url ~ "^/(metrics|healthz)") {
+        return (pass);
+    }
     if (req.url ~ "^/hls/") {
         # Media is public and per-URL: cookies and credentials would only defeat caching.
         unset req.http.Cookie;
