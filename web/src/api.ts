@@ -88,8 +88,8 @@ export function describeError(code: string, message: string): string {
     case 'HTTP_403':
     case 'FORBIDDEN':
       return getApiKey()
-        ? 'The API key was rejected. Open the link `vora up` printed (…/#key=…) or paste a valid key under "API key".'
-        : 'An API key is needed for this. Open the link `vora up` printed (…/#key=…) or paste the key under "API key".';
+        ? 'The API key was rejected. Open the link that `vora up` printed (…/#key=…) or set a valid key with the "API key set" button at the top.'
+        : 'An API key is needed for this. Open the link that `vora up` printed (…/#key=…) or set the key with the "No API key" button at the top.';
     case 'EMPTY_UPLOAD':
       return 'The file is empty.';
     case 'UPLOAD_TOO_LARGE':

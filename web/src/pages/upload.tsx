@@ -167,10 +167,12 @@ export function UploadPage() {
     <section>
       <h1>Upload</h1>
       {!hasKey && (
-        <p class="banner warn" role="status">
-          No API key is stored in this browser. Uploads need one: open the link <code>vora up</code> printed (<code>http://127.0.0.1:8080/#key=…</code>) or
-          set it with the “No API key” button above.
-        </p>
+        <div class="banner warn" role="status">
+          <span>
+            No API key is stored in this browser, and uploads need one. Open the link <code>vora up</code> printed (
+            <code>http://127.0.0.1:8080/#key=…</code>) or set the key with the “No API key” button at the top.
+          </span>
+        </div>
       )}
       <div
         class={`drop ${drag ? 'over' : ''}`}
