@@ -131,7 +131,17 @@ function StoredList() {
   };
   useEffect(() => {
     void refresh();
-    return onUploadsChange(() => void refresh());
+    // Progress ticks change nothing here; a new, finished or failed upload may.
+    let sig = '';
+    return onUploadsChange(() => {
+      const next = uploadItems()
+        .map((i) => `${i.id}:${i.status}:${i.uploadId ?? ''}`)
+        .join(',');
+      if (next !== sig) {
+        sig = next;
+        void refresh();
+      }
+    });
   }, []);
   const live = stored.filter((s) => !s.gone);
   if (!live.length) return null;
