@@ -91,7 +91,9 @@ export class Stack {
     this.cfg.s3.accessKeyId = secrets.minioUser;
     this.cfg.s3.secretAccessKey = secrets.minioPassword;
     this.cfg.playbackSecret ||= secrets.playbackSecret;
-    this.ctx = { cfg: this.cfg, secrets, appEnv: configEnv(this.cfg, secrets) };
+    // Children get every VORA_* knob this stack was given (ladder, preset, ...), then the resolved config.
+    const passThrough = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[0].startsWith('VORA_') && e[1] !== undefined));
+    this.ctx = { cfg: this.cfg, secrets, appEnv: { ...passThrough, ...configEnv(this.cfg, secrets) } };
     this.log = opts.log ?? ((l) => process.stderr.write(`${l}\n`));
     this.services = SERVICES.filter((s) => !opts.only || opts.only.includes(s.name));
   }

@@ -11,6 +11,9 @@ import { ladderFromEnv } from '../common/ladder.ts';
 import { createLogger } from '../common/log.ts';
 import { createS3 } from '../common/s3.ts';
 import * as media from '../media/index.ts';
+import http from 'node:http';
+import { createMetrics, prom } from '../common/metrics.ts';
+import { prewarmVideo } from '../gateway/prewarm.ts';
 import { createActivities, settingsFromEnv } from './activities/index.ts';
 import { loadFaults } from './faults.ts';
 
@@ -22,13 +25,32 @@ const faults = loadFaults();
 if (faults.length) log.warn({ faults }, 'FAULT INJECTION ENABLED: this worker will crash on purpose');
 const encodeSlots = Number(process.env.VORA_WORKER_ENCODE_SLOTS ?? Math.max(1, Math.floor(os.availableParallelism() / 2))) + 1;
 
+// Prometheus metrics on VORA_WORKER_METRICS_PORT (default 9464; 0 = any free port).
+const metrics = createMetrics('worker');
+const encodes = new prom.Counter({ name: 'vora_worker_chunk_encodes_total', help: 'Chunk x rendition encodes by outcome', labelNames: ['rendition', 'outcome'], registers: [metrics.registry] });
+const encodeSeconds = new prom.Histogram({ name: 'vora_worker_chunk_encode_seconds', help: 'Wall time of chunk encodes', labelNames: ['rendition'], buckets: [0.5, 1, 2, 5, 10, 30, 60, 120, 300], registers: [metrics.registry] });
+const metricsServer = http.createServer((req, res) => {
+  if (req.url !== '/metrics') return void res.writeHead(404).end();
+  metrics.metrics().then((body) => res.writeHead(200, { 'content-type': metrics.contentType }).end(body), () => res.writeHead(500).end());
+});
+metricsServer.on('error', (err) => log.warn({ err: err.message }, 'metrics endpoint unavailable'));
+metricsServer.listen(Number(process.env.VORA_WORKER_METRICS_PORT ?? 9464), cfg.host);
+
 const connection = await NativeConnection.connect({ address: cfg.temporal.address });
 const worker = await Worker.create({
   connection,
   namespace: cfg.temporal.namespace,
   taskQueue: cfg.temporal.taskQueue,
   workflowsPath: fileURLToPath(new URL('./workflows/index.ts', import.meta.url)),
-  activities: createActivities({ cfg, pool, s3, log, media, ladder: ladderFromEnv(), faults, settings: settingsFromEnv() }),
+  activities: createActivities({
+    cfg, pool, s3, log, media, ladder: ladderFromEnv(), faults, settings: settingsFromEnv(),
+    // Warm Varnish with the master, media playlists and first segments once a video is READY.
+    onReady: async (videoId) => log.info(await prewarmVideo(cfg, videoId), 'cache pre-warmed'),
+    onEncode: (e) => {
+      encodes.inc({ rendition: e.rendition, outcome: e.skipped ? 'skipped' : e.crashed ? 'crashed' : 'encoded' });
+      if (!e.skipped) encodeSeconds.observe({ rendition: e.rendition }, e.ms / 1000);
+    },
+  }),
   // Chunk encodes are CPU-bound and each native encode already uses several threads, so a worker
   // takes one encode per two cores (at least one), plus one slot so that short bookkeeping
   // activities (state mirroring, master playlist) are not stuck behind encodes.
@@ -52,6 +74,7 @@ try {
 } finally {
   clearInterval(poll);
   fs.rmSync(readyFile, { force: true });
+  metricsServer.close();
   await connection.close();
   await pool.end();
   s3.destroy();

@@ -21,6 +21,7 @@ export default async function setup(project: TestProject) {
   fs.chmodSync(dataDir, 0o755); // PostgreSQL runs as its own user and must reach its data dir
   const env: Record<string, string> = { VORA_DATA_DIR: dataDir, VORA_LOG_LEVEL: 'info' };
   for (const [variable] of Object.values(PORT_VARS)) env[variable] = String(await freePort());
+  env.VORA_WORKER_METRICS_PORT = String(await freePort());
   const stack = new Stack({ ...process.env, ...env }, { log: (l) => process.stderr.write(`${l}\n`) });
   const t0 = Date.now();
   await stack.start();

@@ -24,7 +24,7 @@ export async function startWorker(taskQueue: string, env: Record<string, string>
   const log = fs.openSync(path.join(dataDir, 'worker.log'), 'a');
   const proc = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/worker/main.ts')], {
     cwd: REPO_ROOT,
-    env: { ...process.env, ...inject('stackEnv'), VORA_DATA_DIR: dataDir, VORA_TASK_QUEUE: taskQueue, ...env },
+    env: { ...process.env, ...inject('stackEnv'), VORA_DATA_DIR: dataDir, VORA_TASK_QUEUE: taskQueue, VORA_WORKER_METRICS_PORT: '0', ...env },
     stdio: ['ignore', log, log],
   });
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));

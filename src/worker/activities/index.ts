@@ -52,6 +52,8 @@ export interface ActivityDeps {
   settings?: Partial<ProcessingSettings>;
   /** Called when a video becomes READY (cache pre-warm); failures are logged, never fatal. */
   onReady?: (videoId: string) => Promise<unknown>;
+  /** Called for every chunk encode or skip (worker metrics). */
+  onEncode?: (e: { rendition: string; skipped: boolean; crashed: boolean; ms: number }) => void;
 }
 
 export interface ProcessingSettings {
@@ -423,6 +425,7 @@ export function createActivities(deps: ActivityDeps) {
   };
 
   async function logEncode(videoId: string, chunk: number, rendition: string, attempt: number, skipped: boolean, encoder: string | null, ms: number) {
+    deps.onEncode?.({ rendition, skipped, crashed: Boolean(encoder?.endsWith('(crashed)')), ms });
     await pool.query(
       'INSERT INTO encode_log (video_id, chunk, rendition, attempt, skipped, encoder, worker, duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
       [videoId, chunk, rendition, attempt, skipped, encoder, worker, ms],
