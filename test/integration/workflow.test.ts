@@ -11,7 +11,7 @@ import { newUploadId, newVideoId, workflowIdFor } from '../../src/common/ids.ts'
 import { keys } from '../../src/common/keys.ts';
 import { createS3 } from '../../src/common/s3.ts';
 import { makeClip } from '../fixtures/generate.ts';
-import { controlService, getJson, sha256File, stackConfig, tusUpload, until } from '../support/client.ts';
+import { authHeaders, controlService, getJson, sha256File, stackConfig, tusUpload, until } from '../support/client.ts';
 import { startWorker, uniqueQueue, type TestWorker } from '../support/workers.ts';
 
 const run = promisify(execFile);
@@ -204,6 +204,33 @@ describe('VideoProcessingWorkflow', () => {
     for (const [k, n] of after) expect(n, k).toBe(1);
     for (const k of before.keys()) expect(after.get(k)).toBe(1);
     await fresh.connection.close();
+  });
+
+  it('deleting a video cancels its workflow and stops the native encode mid-chunk', async () => {
+    const queue = uniqueQueue('cancel');
+    // One long 1080p chunk at a slow preset: the encode is surely running when the delete arrives.
+    const ladder = JSON.stringify([{ name: '1080p', height: 1080, videoBitrate: 5_000_000 }]);
+    workers.push(await startWorker(queue, { VORA_CHUNK_SEC: '16', VORA_X264_PRESET: 'medium', VORA_LADDER: ladder }));
+    const file = await makeClip({ durationSec: 16, width: 1920, height: 1080, fps: 30, audio: false });
+    const videoId = await seedVideo(file);
+    const handle = await startWorkflow(videoId, queue);
+    await until('encode in flight', async () => {
+      const desc = await handle.describe();
+      return desc.raw.pendingActivities?.some((p) => p.activityType?.name === 'encodeChunk' && p.lastStartedTime) ? true : undefined;
+    }, 120_000);
+
+    const t0 = Date.now();
+    const res = await fetch(`${cfg.apiUrl}/v1/videos/${videoId}`, { method: 'DELETE', headers: authHeaders() });
+    expect(res.status).toBeLessThan(300);
+    // The workflow waits for the activity to acknowledge cancellation, so when it has closed,
+    // the native encode has stopped.
+    const err = await handle.result().then(() => null, (e: Error) => e);
+    expect(err?.name).toBe('WorkflowFailedError');
+    expect((await handle.describe()).status.name).toBe('CANCELLED');
+    expect(Date.now() - t0).toBeLessThan(30_000);
+    // The encode was aborted, not finished: no output of that chunk was logged.
+    expect((await encodeCounts(videoId)).size).toBe(0);
+    expect((await getJson(`${cfg.apiUrl}/v1/videos/${videoId}`)).status).toBe(404);
   });
 
   it('fails a non-media upload once, with the probe code, without a retry storm', async () => {

@@ -411,7 +411,9 @@ export function createActivities(deps: ActivityDeps) {
       fs.rmSync(scratch(videoId), { recursive: true, force: true });
     },
 
-    async markFailed(videoId: string, code: string, message: string): Promise<void> {
+    async markFailed(videoId: string, code: string, rawMessage: string): Promise<void> {
+      // The reason is shown to users: no machine paths in it.
+      const message = rawMessage.split(`${cfg.workDir}${path.sep}`).join('').split(cfg.dataDir).join('<data>');
       await pool.query(
         `UPDATE videos SET state = 'FAILED', failure_code = $2, failure_message = $3, updated_at = now() WHERE video_id = $1`,
         [videoId, code, message],

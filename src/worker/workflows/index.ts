@@ -11,6 +11,7 @@
 // which rendition is RETRYING and passes the attempt number down (checkpoints make a retry redo
 // only what failed).
 import {
+  ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
@@ -54,6 +55,8 @@ const { encodeChunk } = proxyActivities<Activities>({
   heartbeatTimeout: '20 seconds',
   // One attempt per call: the retry loop below owns retries and the RETRYING state.
   retry: { maximumAttempts: 1 },
+  // On cancellation, wait until the native encode has really stopped: no orphaned work.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 });
 
 function failureOf(err: unknown): { code: string; message: string; nonRetryable: boolean; details?: EncodeFailureDetails } {
@@ -179,8 +182,12 @@ export async function VideoProcessingWorkflow(videoId: string): Promise<Workflow
   } catch (err) {
     status.stage = 'FAILED';
     const failure = isCancellation(err) ? { code: 'CANCELLED', message: 'processing was cancelled' } : failureOf(err);
-    // Record the failure even when cancelled: this cleanup must not be cancelled with the workflow.
-    await CancellationScope.nonCancellable(() => markFailed(videoId, failure.code, failure.message));
+    // Record the failure and drop intermediate objects even when cancelled: this must not be
+    // cancelled with the workflow.
+    await CancellationScope.nonCancellable(async () => {
+      await markFailed(videoId, failure.code, failure.message);
+      await cleanup(videoId);
+    });
     throw err;
   }
 }
