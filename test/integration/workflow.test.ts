@@ -3,7 +3,7 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import { promisify } from 'node:util';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, ListObjectVersionsCommand, PutBucketVersioningCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool, type Pool } from '../../src/common/db.ts';
@@ -39,10 +39,10 @@ afterAll(async () => {
 });
 
 /** A finished upload and its CREATED video, as the API leaves them, without going through TUS. */
-async function seedVideo(file: string): Promise<string> {
+async function seedVideo(file: string, bucket = cfg.s3.bucket): Promise<string> {
   const videoId = newVideoId();
   const uploadId = newUploadId();
-  await s3.send(new PutObjectCommand({ Bucket: cfg.s3.bucket, Key: keys.source(videoId), Body: fs.readFileSync(file) }));
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: keys.source(videoId), Body: fs.readFileSync(file) }));
   await pool.query(
     `INSERT INTO uploads (upload_id, status, bytes_uploaded, size, filename, sha256_actual, object_key) VALUES ($1, 'UPLOADED', $2, $2, 'clip.mp4', $3, $4)`,
     [uploadId, fs.statSync(file).size, sha256File(file), keys.source(videoId)],
@@ -138,6 +138,39 @@ describe('VideoProcessingWorkflow', () => {
 
     const decode = await run('ffmpeg', ['-v', 'error', '-i', `${cfg.playbackUrl}/hls/${videoId}/master.m3u8`, '-map', '0', '-f', 'null', '-']);
     expect(decode.stderr.trim()).toBe('');
+  });
+
+  it('writes no object twice, even with a crashed and retried rendition (versioned bucket)', async () => {
+    // A bucket with versioning: a second PUT of any key would leave a second version.
+    const bucket = `vora-once-${Date.now().toString(36)}`;
+    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    await s3.send(new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }));
+    const queue = uniqueQueue('once');
+    const faults = [{ at: 'encode', rendition: '720p', chunk: 1, attempt: 1, action: 'throw' }];
+    workers.push(await startWorker(queue, { ...FAST, VORA_S3_BUCKET: bucket, VORA_FAULT_INJECTION: 'enabled', VORA_FAULTS: JSON.stringify(faults) }));
+    const file = await makeClip({ durationSec: 8, width: 1280, height: 720, fps: 25, audio: true });
+    const videoId = await seedVideo(file, bucket);
+    const handle = await startWorkflow(videoId, queue);
+    await handle.result();
+    expect((await view(videoId)).state).toBe('READY');
+    expect((await encodeCounts(videoId)).get('1/720p')).toBe(2); // the crash really happened
+
+    const versions = new Map<string, number>();
+    let keyMarker: string | undefined;
+    let versionMarker: string | undefined;
+    do {
+      const page = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket, KeyMarker: keyMarker, VersionIdMarker: versionMarker }));
+      for (const v of page.Versions ?? []) versions.set(v.Key!, (versions.get(v.Key!) ?? 0) + 1);
+      keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+      versionMarker = page.IsTruncated ? page.NextVersionIdMarker : undefined;
+    } while (keyMarker);
+    const hls = [...versions.keys()].filter((k) => k.startsWith(keys.hlsPrefix(videoId)));
+    expect(hls.some((k) => k.endsWith('.m4s'))).toBe(true);
+    // The master is rewritten on purpose (PARTIALLY_READY, then READY), which also shows that
+    // rewrites are visible here; everything else was written once.
+    expect(versions.get(keys.hls(videoId, 'master.m3u8'))).toBe(2);
+    const twice = [...versions].filter(([k, n]) => n > 1 && k !== keys.hls(videoId, 'master.m3u8'));
+    expect(twice).toEqual([]);
   });
 
   it('survives SIGKILL of the worker that is encoding: another takes over, finished chunks are not redone', async () => {
