@@ -206,6 +206,29 @@ describe('VideoProcessingWorkflow', () => {
     expect(rows.every((r) => !r.worker.endsWith(`:${victimPid}`))).toBe(true);
   });
 
+  it('drains on SIGTERM: the worker stops polling, finishes its in-flight encode and exits cleanly', async () => {
+    const queue = uniqueQueue('drain');
+    const first = await startWorker(queue, FAST);
+    workers.push(first);
+    const file = await makeClip({ durationSec: 8, width: 1280, height: 720, fps: 25, audio: false });
+    const videoId = await seedVideo(file);
+    const handle = await startWorkflow(videoId, queue);
+    await until('encode in flight', async () => {
+      const desc = await handle.describe();
+      return desc.raw.pendingActivities?.some((p) => p.activityType?.name === 'encodeChunk' && p.lastStartedTime) ? true : undefined;
+    }, 120_000);
+    first.proc.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+    // What it was encoding was finished and committed before it left.
+    const drained = await encodeCounts(videoId);
+    expect(drained.size).toBeGreaterThan(0);
+
+    workers.push(await startWorker(queue, FAST));
+    await handle.result();
+    expect((await view(videoId)).state).toBe('READY');
+    for (const [k, n] of await encodeCounts(videoId)) expect(n, k).toBe(1);
+  });
+
   it('resumes after the Temporal server is stopped and started again on the same database', async () => {
     const queue = uniqueQueue('restart');
     workers.push(await startWorker(queue, FAST));
