@@ -66,7 +66,7 @@ function deepInterpolate<T>(x: T, vars: Record<string, string>): T {
 }
 
 /** What `docker/.env` would hold in a real deployment: only the required secrets. */
-const TEST_ENV = { POSTGRES_PASSWORD: 'pg-pass-1234', VORA_S3_ACCESS_KEY: 'access-1234', VORA_S3_SECRET_KEY: 'secret-12345678' };
+const TEST_ENV = { POSTGRES_PASSWORD: 'pg-pass-1234', VORA_S3_ACCESS_KEY: 'access-1234', VORA_S3_SECRET_KEY: 'secret-12345678', VORA_PLAYBACK_SECRET: 'playback-secret-1234' };
 const resolved = deepInterpolate(services, TEST_ENV);
 
 function envOf(svc: Service | undefined): Record<string, string> {
