@@ -18,6 +18,7 @@ import * as repo from './repo.ts';
 import { registerRoutes } from './routes.ts';
 import { createTus, TUS_PATH, type TusHandle } from './tus.ts';
 import { registerWeb } from './web.ts';
+import { createMetrics, prom } from '../common/metrics.ts';
 
 export interface ApiDeps {
   config: VoraConfig;
@@ -112,6 +113,13 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
         .send();
     }
   });
+  // Prometheus /metrics: REST requests by route and status (the TUS verbs are served outside fastify).
+  const metrics = createMetrics('api');
+  const requests = new prom.Counter({ name: 'vora_api_requests_total', help: 'REST requests', labelNames: ['method', 'route', 'status'], registers: [metrics.registry] });
+  app.addHook('onResponse', async (req, reply) => {
+    requests.inc({ method: req.method, route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
+  });
+  app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
   // Every route fastify registers (the OpenAPI test checks each one is documented).
   const routes: { method: string; url: string }[] = [];
   ctx.routes = routes;

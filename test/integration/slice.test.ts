@@ -3,7 +3,7 @@
 // Varnish and the uWebSockets.js gateway -> a playback event lands in ClickHouse.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { createClickhouse, quoteString } from '../../src/analytics/clickhouse.ts';
 import { makeClip } from '../fixtures/generate.ts';
 import { authHeaders, getJson, sha256File, stackConfig, tusUpload, until } from '../support/client.ts';
@@ -14,7 +14,7 @@ describe('one video from upload to playback', () => {
   const cfg = stackConfig();
 
   it('uploads, processes, plays through Varnish, and records an event', async () => {
-    const durationSec = 6;
+    const durationSec = 12;
     const file = await makeClip({ durationSec, width: 1280, height: 720, fps: 30, audio: true });
     const uploadId = await tusUpload(cfg.apiUrl, file, { metadata: { sha256: sha256File(file) }, headers: authHeaders() });
 
@@ -38,14 +38,15 @@ describe('one video from upload to playback', () => {
     expect(video.renditions.every((r: { state: string }) => r.state === 'DONE')).toBe(true);
     expect(video.playbackUrl).toBe(`${cfg.playbackUrl}/hls/${videoId}/master.m3u8`);
 
-    // The first fetch of a segment is a miss, the second a cache hit (before anything else read it).
+    // The first fetch of a segment is a miss, the second a cache hit. The last segment: READY
+    // pre-warms the playlists and the first segments of each rendition into Varnish.
     const master = video.playbackUrl as string;
     const mediaPlaylist = await (await fetch(master)).text();
     const firstVariant = mediaPlaylist.split('\n').find((l) => l && !l.startsWith('#'))!;
     const variantUrl = new URL(firstVariant, master).toString();
     const variant = await (await fetch(variantUrl)).text();
-    const firstSegment = variant.split('\n').find((l) => l && !l.startsWith('#'))!;
-    const segmentUrl = new URL(firstSegment, variantUrl).toString();
+    const lastSegment = variant.split('\n').filter((l) => l && !l.startsWith('#')).pop()!;
+    const segmentUrl = new URL(lastSegment, variantUrl).toString();
     const first = await fetch(segmentUrl);
     await first.arrayBuffer();
     const second = await fetch(segmentUrl);
@@ -85,5 +86,11 @@ describe('one video from upload to playback', () => {
     } finally {
       await ch.close();
     }
+
+    // Each service exposes Prometheus metrics that saw this video's traffic.
+    const text = async (url: string) => (await fetch(url)).text();
+    expect(await text(`${cfg.apiUrl}/metrics`)).toMatch(/vora_api_requests_total\{[^}]*route="\/v1\/videos\/:videoId"[^}]*\} [1-9]/);
+    expect(await text(`http://${cfg.host}:${inject('stackEnv').VORA_WORKER_METRICS_PORT}/metrics`)).toMatch(/vora_worker_chunk_encodes_total\{[^}]*outcome="encoded"[^}]*\} [1-9]/);
+    expect(await text(`${cfg.gatewayUrl}/metrics`)).toMatch(/^vora_/m);
   });
 });
