@@ -5,7 +5,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { REPO_ROOT } from '../../src/common/config.ts';
+import { execFileSync } from 'node:child_process';
+import { createPool } from '../../src/common/db.ts';
 import { makeClip, makeEmpty, makeRandomBytes } from '../fixtures/generate.ts';
+import { controlService, stackConfig } from '../support/client.ts';
 
 const BIN = path.join(REPO_ROOT, 'bin', 'vora');
 
@@ -94,6 +97,48 @@ describe('vora CLI', () => {
     const out = JSON.parse(r.stdout) as Array<{ state: string; failure: { code: string } | null }>;
     expect(out[0]!.state).toBe('FAILED');
     expect(out[0]!.failure?.code).toMatch(/^[A-Z][A-Z_]+$/);
+  });
+
+  it('resumes an upload when the API is stopped half-way and started again', async () => {
+    // ~170 MB of hard-to-compress video: a dozen 16 MiB PATCHes, so the stop lands mid-upload.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vora-cli-resume-'));
+    const file = path.join(dir, `resume-${Date.now()}.mp4`);
+    execFileSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=25:duration=5,noise=alls=60:allf=t',
+      '-c:v', 'libx264', '-preset', 'ultrafast', '-qp', '10', '-pix_fmt', 'yuv420p', file]);
+    const size = fs.statSync(file).size;
+    expect(size).toBeGreaterThan(100 << 20);
+    const pool = createPool(stackConfig(), 2);
+    try {
+      const running = vora(['upload', file, '--no-follow', '--json']);
+      // Polled tightly: the window between the first stored part and the end is a second or two.
+      let partial: { upload_id: string; bytes_uploaded: string } | undefined;
+      for (const deadline = Date.now() + 120_000; !partial && Date.now() < deadline; await new Promise((r) => setTimeout(r, 20))) {
+        const { rows } = await pool.query<{ upload_id: string; bytes_uploaded: string }>(
+          `SELECT upload_id, bytes_uploaded FROM uploads WHERE filename = $1 AND bytes_uploaded > 0 AND bytes_uploaded < $2`,
+          [path.basename(file), size],
+        );
+        partial = rows[0];
+      }
+      if (!partial) throw new Error('never saw the upload part-way');
+      await controlService('api', 'stop');
+      const { rows: atStop } = await pool.query<{ status: string }>('SELECT status FROM uploads WHERE upload_id = $1', [partial.upload_id]);
+      expect(atStop[0]!.status).not.toBe('UPLOADED'); // the API went away mid-upload
+      await controlService('api', 'start');
+      const r = await running;
+      expect(r.code, r.stderr).toBe(0);
+      const [out] = JSON.parse(r.stdout) as Array<{ uploadId: string; videoId: string }>;
+      // The same upload continued: one upload row for the file, finished, with every byte.
+      const { rows } = await pool.query<{ upload_id: string; status: string; bytes_uploaded: string }>(
+        `SELECT upload_id, status, bytes_uploaded FROM uploads WHERE filename = $1`, [path.basename(file)]);
+      expect(rows).toHaveLength(1);
+      expect(rows[0]!.upload_id).toBe(partial.upload_id);
+      expect(out!.uploadId).toBe(partial.upload_id);
+      expect(rows[0]).toMatchObject({ status: 'UPLOADED', bytes_uploaded: String(size) });
+      expect(out!.videoId).toMatch(/^vid_/);
+    } finally {
+      await pool.end();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('an empty file gives one clear error line and a non-zero exit', async () => {
