@@ -1,5 +1,6 @@
 // Entry point of the `vora` CLI (bin/vora). Errors are one clear line and a non-zero exit.
 import { Command, CommanderError } from 'commander';
+import { bench } from './bench.ts';
 import { down, status, up } from './stack.ts';
 import { events, remove, show, upload, videos } from './videos.ts';
 
@@ -40,6 +41,18 @@ program
 program.command('show').description('a video with its renditions').argument('<videoId>').option('--json', 'machine-readable output').action((id, opts) => show(id, { ...globals(), ...opts }));
 program.command('delete').description('delete a video (cancels processing, removes objects)').argument('<videoId>').option('--json', 'machine-readable output').action((id, opts) => remove(id, { ...globals(), ...opts }));
 program.command('events').description("a video's playback analytics").argument('<videoId>').option('--json', 'machine-readable output').action((id, opts) => events(id, { ...globals(), ...opts }));
+
+program
+  .command('bench')
+  .description('run benchmarks from bench/ (no name: list them); arguments after -- go to the benchmark')
+  .argument('[names...]')
+  .allowExcessArguments(true)
+  .action(async (names: string[]) => {
+    // Commander passes what follows `--` as operands too: split it off for the benchmark.
+    const dash = process.argv.indexOf('--');
+    const extra = dash >= 0 ? process.argv.slice(dash + 1) : [];
+    process.exitCode = await bench(names.slice(0, names.length - extra.length), extra);
+  });
 
 try {
   await program.parseAsync(process.argv);

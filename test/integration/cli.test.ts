@@ -141,6 +141,15 @@ describe('vora CLI', () => {
     }
   });
 
+  it('bench lists the benchmarks and rejects an unknown one in one line', async () => {
+    const list = await vora(['bench']);
+    expect(list.code).toBe(0);
+    for (const name of ['media', 'upload', 'workflow', 'delivery']) expect(list.stdout).toMatch(new RegExp(`^${name} +bench/`, 'm'));
+    const bad = await vora(['bench', 'nope']);
+    expect(bad.code).toBe(1);
+    expect(lines(bad.stderr)).toEqual([expect.stringContaining('UNKNOWN_BENCH')]);
+  });
+
   it('an empty file gives one clear error line and a non-zero exit', async () => {
     const file = makeEmpty();
     const r = await vora(['upload', file]);
