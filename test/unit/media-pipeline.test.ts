@@ -14,10 +14,9 @@ import {
   splitSource,
   thumbnails,
   writeMasterPlaylist,
-  type HlsAudioResult,
-  type HlsRenditionResult,
 } from '../../src/media/index.ts';
 import { countFrames, decodeErrors, ffprobeJson, makeClip, psnr, tempDir } from '../fixtures/generate.ts';
+import { ffmpegErrors, parseMaster, parseMediaPlaylist, runChunkedPipeline, type PipelineOut } from '../fixtures/hls.ts';
 
 const LOW = [{ name: '240p', height: 240, videoBitrate: 400_000 }];
 const LADDER = [
@@ -68,103 +67,8 @@ describe('splitSource', () => {
 // ---------------------------------------------------------------------------
 // Strict RFC 8216 checks for what the chunked pipeline writes.
 
-interface MediaPl {
-  target: number;
-  segments: Array<{ uri: string; dur: number }>;
-}
-
-function parseMediaPlaylist(file: string): MediaPl {
-  const lines = readFileSync(file, 'utf8').split('\n');
-  expect(lines.at(-1)).toBe('');
-  lines.pop();
-  expect(lines[0]).toBe('#EXTM3U');
-  const known = ['#EXT-X-VERSION:', '#EXT-X-TARGETDURATION:', '#EXT-X-MEDIA-SEQUENCE:', '#EXT-X-PLAYLIST-TYPE:', '#EXT-X-INDEPENDENT-SEGMENTS', '#EXT-X-MAP:', '#EXTINF:', '#EXT-X-ENDLIST'];
-  let target = NaN;
-  let pending: number | null = null;
-  const segments: MediaPl['segments'] = [];
-  for (const l of lines.slice(1)) {
-    if (l.startsWith('#')) expect(known.some((k) => l.startsWith(k)), `unknown tag ${l}`).toBe(true);
-    if (l.startsWith('#EXT-X-TARGETDURATION:')) target = Number(l.split(':')[1]);
-    if (l.startsWith('#EXTINF:')) {
-      expect(l).toMatch(/^#EXTINF:\d+\.\d{6},$/);
-      pending = Number(l.slice(8, -1));
-    }
-    if (!l.startsWith('#')) {
-      expect(pending, `URI ${l} without EXTINF`).not.toBeNull();
-      expect(existsSync(path.join(path.dirname(file), l))).toBe(true);
-      segments.push({ uri: l, dur: pending! });
-      pending = null;
-    }
-  }
-  expect(lines).toContain('#EXT-X-VERSION:7');
-  expect(lines).toContain('#EXT-X-PLAYLIST-TYPE:VOD');
-  expect(lines).toContain('#EXT-X-INDEPENDENT-SEGMENTS');
-  expect(lines).toContain('#EXT-X-MAP:URI="init.mp4"');
-  expect(existsSync(path.join(path.dirname(file), 'init.mp4'))).toBe(true);
-  expect(lines.at(-1)).toBe('#EXT-X-ENDLIST');
-  expect(Number.isInteger(target)).toBe(true);
-  for (const seg of segments) expect(Math.round(seg.dur)).toBeLessThanOrEqual(target);
-  expect(Math.max(...segments.map((x) => Math.ceil(x.dur - 1e-6)))).toBe(target);
-  return { target, segments };
-}
-
-function parseMaster(file: string): { media: Record<string, string>[]; variants: Array<Record<string, string> & { uri: string }> } {
-  const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
-  expect(lines.slice(0, 3)).toEqual(['#EXTM3U', '#EXT-X-VERSION:7', '#EXT-X-INDEPENDENT-SEGMENTS']);
-  const attrs = (list: string): Record<string, string> =>
-    Object.fromEntries([...list.matchAll(/([A-Z0-9-]+)=("[^"]*"|[^,]*)/g)].map((m) => [m[1]!, m[2]!.replace(/^"|"$/g, '')]));
-  const media: Record<string, string>[] = [];
-  const variants: Array<Record<string, string> & { uri: string }> = [];
-  for (let i = 3; i < lines.length; i++) {
-    const l = lines[i]!;
-    if (l.startsWith('#EXT-X-MEDIA:')) media.push(attrs(l.slice(13)));
-    else if (l.startsWith('#EXT-X-STREAM-INF:')) {
-      const uri = lines[++i]!;
-      expect(uri.startsWith('#')).toBe(false);
-      expect(existsSync(path.join(path.dirname(file), uri))).toBe(true);
-      variants.push({ ...attrs(l.slice(18)), uri });
-    } else throw new Error(`unexpected master line ${l}`);
-  }
-  return { media, variants };
-}
-
-function ffmpegErrors(input: string): string {
-  try {
-    execFileSync('ffmpeg', ['-hide_banner', '-v', 'error', '-i', input, '-map', '0', '-f', 'null', '-'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    return '';
-  } catch (err) {
-    return String((err as { stderr?: Buffer }).stderr ?? err);
-  }
-}
-
-interface PipelineOut {
-  root: string;
-  renditions: HlsRenditionResult[];
-  audio: HlsAudioResult | null;
-  chunks: number;
-}
-
-/** The chunked path as the worker runs it: each step could be on another host. */
 async function pipeline(src: string, target: number): Promise<PipelineOut> {
-  const p = await probe(src);
-  const chunks = planChunks(p, target);
-  const root = tempDir('pipeline-');
-  const splitDir = path.join(root, 'split');
-  const files = await splitSource({ input: src, chunks, outDir: splitDir });
-  const encDir = path.join(root, 'chunks');
-  const encoded = [];
-  for (const [i, chunk] of chunks.entries()) {
-    encoded.push(await encodeChunk({ input: path.join(splitDir, files[i]!.file), outDir: encDir, chunk, renditions: LADDER, preset: 'ultrafast', segmentDurationSec: SEG }));
-  }
-  const hls = path.join(root, 'hls');
-  const renditions = [];
-  for (const r of LADDER) {
-    const chunkFiles = encoded.map((e) => path.join(encDir, e.renditions.find((x) => x.rendition === r.name)!.file));
-    renditions.push(await packageRendition({ rendition: r.name, chunkFiles, outDir: path.join(hls, r.name), segmentDurationSec: SEG }));
-  }
-  const audio = await encodeAudio({ input: src, outDir: hls, segmentDurationSec: SEG });
-  await writeMasterPlaylist(hls, renditions, audio);
-  return { root: hls, renditions, audio, chunks: chunks.length };
+  return runChunkedPipeline(src, target, { ladder: LADDER, segmentDurationSec: SEG });
 }
 
 async function checkPipeline(src: string, out: PipelineOut, withAudio: boolean): Promise<void> {
