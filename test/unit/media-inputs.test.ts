@@ -44,6 +44,14 @@ const cases: Case[] = [
     segSec: 1,
   },
   {
+    label: 'ProRes 4:2:2 10-bit MOV, odd size 721x405, PCM audio',
+    clip: { codec: 'prores_ks', pixFmt: 'yuv422p10le', container: 'mov', audioCodec: 'pcm_s16le', durationSec: 2, width: 721, height: 405, audio: true },
+    probe: { codec: 'prores', pixelFormat: 'yuv422p10le', bitDepth: 10, width: 721, height: 405 },
+    ladder: SMALL,
+    chunkSec: 1,
+    segSec: 1,
+  },
+  {
     label: 'interlaced MPEG-2 (TFF) in MPEG-TS, MP2 audio',
     clip: { codec: 'mpeg2video', interlaced: true, container: 'ts', audioCodec: 'mp2', durationSec: 3, width: 720, height: 576, audio: true, gop: 12 },
     probe: { codec: 'mpeg2video', pixelFormat: 'yuv420p', bitDepth: 8, width: 720, height: 576, fieldOrder: 'tt' },

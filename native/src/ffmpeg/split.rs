@@ -112,11 +112,29 @@ struct Ctx {
     delay: i64,
 }
 
+/// "mp4" when the mp4 muxer can carry `codec_id`, else "mov" (ProRes, DNxHD, raw video...).
+/// Chunk files keep the `.mp4` name either way: the demuxer is the same.
+fn chunk_muxer(codec_id: ffi::AVCodecID) -> &'static str {
+    // SAFETY: av_guess_format returns a static muxer description or null; the name is a valid C string.
+    let supported = unsafe {
+        let fmt = ffi::av_guess_format(c"mp4".as_ptr(), std::ptr::null(), std::ptr::null());
+        !fmt.is_null() && ffi::avformat_query_codec(fmt, codec_id, ffi::FF_COMPLIANCE_NORMAL) == 1
+    };
+    if supported {
+        "mp4"
+    } else {
+        "mov"
+    }
+}
+
 fn open_out(c: &Ctx, dir: &Path, name: &str, first_pts_rel: i64) -> MediaResult<Out> {
     let target = dir.join(format!("{name}.mp4"));
     let tmp = dir.join(format!(".{name}.mp4.tmp-{}", std::process::id()));
+    // SAFETY: c.ist is the live source stream.
+    let codec_id = unsafe { (*(*c.ist).codecpar).codec_id };
+    let muxer = chunk_muxer(codec_id);
     let mut octx =
-        format::output_as(&tmp, "mp4").map_err(|e| map_err(ErrorCode::IoError, &format!("create {}", tmp.display()), e))?;
+        format::output_as(&tmp, muxer).map_err(|e| map_err(ErrorCode::IoError, &format!("create {}", tmp.display()), e))?;
     {
         let mut ost = octx.add_stream(ff::encoder::find(ff::codec::Id::None)).map_err(|e| map_err(ErrorCode::Internal, "add stream", e))?;
         ost.set_time_base(c.vtb);
@@ -146,7 +164,7 @@ fn open_out(c: &Ctx, dir: &Path, name: &str, first_pts_rel: i64) -> MediaResult<
     octx.set_metadata(meta);
     let mut opts = Dictionary::new();
     opts.set("movflags", "use_metadata_tags");
-    octx.write_header_with(opts).map_err(|e| map_err(ErrorCode::IoError, &format!("mp4 header {}", tmp.display()), e))?;
+    octx.write_header_with(opts).map_err(|e| map_err(ErrorCode::IoError, &format!("{muxer} header {}", tmp.display()), e))?;
     let out_tb = octx.stream(0).map_or(c.vtb, |s| s.time_base());
     Ok(Out { octx, tmp, target, out_tb, packets: 0, last_dts: None, pts_buffer: Vec::new() })
 }
