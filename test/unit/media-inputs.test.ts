@@ -2,6 +2,7 @@
 // generated with the ffmpeg CLI, probed, then run through split -> encodeChunk ->
 // packageRendition -> encodeAudio -> master, and the HLS output is checked.
 // Bad inputs (EMPTY_INPUT, NOT_MEDIA, CORRUPT_INPUT, NO_VIDEO_STREAM) are covered in media.test.ts.
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -55,7 +56,8 @@ const cases: Case[] = [
     label: 'interlaced MPEG-2 (TFF) in MPEG-TS, MP2 audio',
     clip: { codec: 'mpeg2video', interlaced: true, container: 'ts', audioCodec: 'mp2', durationSec: 3, width: 720, height: 576, audio: true, gop: 12 },
     probe: { codec: 'mpeg2video', pixelFormat: 'yuv420p', bitDepth: 8, width: 720, height: 576, fieldOrder: 'tt' },
-    ladder: SMALL,
+    // A full-height rung keeps any combing visible to idet.
+    ladder: [...SMALL, { name: '576p', height: 576, videoBitrate: 3_000_000 }],
     chunkSec: 2,
     segSec: 1,
   },
@@ -79,6 +81,14 @@ const cases: Case[] = [
     segSec: 1,
   },
 ];
+
+/** idet's multi-frame verdicts over a file: interlaced (TFF + BFF) and progressive frame counts. */
+function idet(file: string): { interlaced: number; progressive: number } {
+  const r = spawnSync('ffmpeg', ['-hide_banner', '-i', file, '-map', '0:v:0', '-vf', 'idet', '-f', 'null', '-'], { encoding: 'utf8' });
+  const m = /Multi frame detection: TFF:\s*(\d+) BFF:\s*(\d+) Progressive:\s*(\d+)/.exec(r.stderr);
+  if (!m) throw new Error(`no idet summary: ${r.stderr.slice(-500)}`);
+  return { interlaced: Number(m[1]) + Number(m[2]), progressive: Number(m[3]) };
+}
 
 function frameRate(p: ProbeResult): number {
   return p.video!.avgFrameRate;
@@ -126,6 +136,15 @@ describe('chunked pipeline over varied inputs (issue 3)', () => {
         expect(h).toBeLessThanOrEqual(v.displayHeight);
         expect(s.field_order ?? 'progressive').toBe('progressive');
         expect(countFrames(path.join(out.root, r.playlist))).toBe(frames);
+      }
+      if (tc.probe.fieldOrder) {
+        const top = path.join(out.root, tc.ladder.at(-1)!.name, 'index.m3u8');
+        // Deinterlaced, not just flagged progressive: the woven source combs in every frame
+        // (idet: 75/75 interlaced before the engine ran bwdif), the output in almost none.
+        expect(idet(src).interlaced).toBeGreaterThan(frames * 0.9);
+        const d = idet(top);
+        expect(d.interlaced, JSON.stringify(d)).toBeLessThan(frames * 0.1);
+        expect(d.progressive).toBeGreaterThan(frames * 0.9);
       }
     });
   }

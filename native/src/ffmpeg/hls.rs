@@ -138,8 +138,11 @@ pub(super) fn build_video_graph(
     );
     graph.add(&filter::find("buffer").ok_or(ff::Error::FilterNotFound)?, "in", &args)?;
     graph.add(&filter::find("buffersink").ok_or(ff::Error::FilterNotFound)?, "out", "")?;
+    // bwdif with deint=interlaced deinterlaces only frames flagged interlaced (field order from
+    // each frame) and passes progressive ones through untouched: one output frame per input.
+    // It halves the time base (field rate); settb restores 1/TICK exactly.
     let spec = format!(
-        "{}scale={out_w}:{out_h}:flags=bicubic,setsar=1,format=yuv420p",
+        "bwdif=mode=send_frame:parity=auto:deint=interlaced,settb=1/{TICK},{}scale={out_w}:{out_h}:flags=bicubic,setsar=1,format=yuv420p",
         rotation_filters(rotation)
     );
     graph.output("in", 0)?.input("out", 0)?.parse(&spec)?;
