@@ -4,6 +4,12 @@ import { bench } from './bench.ts';
 import { down, status, up } from './stack.ts';
 import { events, remove, show, upload, videos } from './videos.ts';
 
+// `vora videos | head` closes our stdout early: that is the reader's choice, not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 const program = new Command('vora')
   .description('Vora: open video-on-demand platform')
   .option('--api <url>', 'API base URL (default from VORA_API_PORT / VORA_API_URL)')
