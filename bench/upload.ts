@@ -1,6 +1,6 @@
 // Upload throughput: one file through the API's TUS endpoint (tus-js-client, 16 MiB PATCHes ->
-// @tus/server + @tus/s3-store -> MinIO, then the finish: sha256 of the stored object + server-side
-// copy to sources/) against a direct multipart upload of the same file to the same MinIO with
+// @tus/server + @tus/s3-store -> MinIO, then the finish: the sha256 computed while the bytes
+// streamed in is checked and the stored object becomes the source in place) against a direct multipart upload of the same file to the same MinIO with
 // @aws-sdk/lib-storage `Upload`, in the same run. The API runs as a child process
 // (`node --import tsx src/api/main.ts`, as the stack runs it) so its peak RSS (VmHWM in
 // /proc/<pid>/status) is its own.
