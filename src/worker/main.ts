@@ -56,6 +56,10 @@ const worker = await Worker.create({
   // activities (state mirroring, master playlist) are not stuck behind encodes.
   maxConcurrentActivityTaskExecutions: encodeSlots,
   shutdownGraceTime: '30s',
+  // Heartbeats reach the server at most this far apart, and cancellation (a deleted video) arrives
+  // with a heartbeat's answer: the default (80% of the heartbeat timeout) would let an encode run
+  // on for ~16 s after its video was deleted.
+  maxHeartbeatThrottleInterval: '2s',
 });
 
 const readyFile = path.join(cfg.dataDir, 'run', 'worker.ready');

@@ -117,6 +117,8 @@ describe('web app in Chromium', () => {
 
   it('plays it, switches rendition, and the analytics page shows the session', async () => {
     expect(videoId).not.toBe('');
+    // The storyboard is written right after READY; the player reads it when it opens.
+    await until('storyboard written', async () => ((await fetch(`${cfg.playbackUrl}/hls/${videoId}/storyboard.vtt`)).ok ? true : undefined), 60_000);
     await page.locator(`[data-testid=video-card][data-video-id="${videoId}"]`).getByRole('link', { name: 'Watch', exact: true }).click();
     await page.locator('[data-testid=player]').waitFor();
     const levels = await until('hls.js levels', async () => {
@@ -146,6 +148,16 @@ describe('web app in Chromium', () => {
     const tAfter = await page.evaluate(() => (globalThis as any).__vora!.video.currentTime);
     await until('plays after the switch', async () => ((await page.evaluate(() => (globalThis as any).__vora!.video.currentTime)) > tAfter + 0.5 ? true : undefined), 30_000);
     expect(await page.locator('[data-testid=playing-level]').innerText()).toMatch(/Playing \d+p/);
+
+    // Storyboard previews on the seek strip: hovering shows the sprite tile for that time.
+    const strip = page.locator('[data-testid=seek-strip]');
+    const box = (await strip.boundingBox())!;
+    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2);
+    const tile = page.locator('[data-testid=seek-tile]');
+    await tile.waitFor({ timeout: 10_000 });
+    expect(await tile.getAttribute('style')).toContain('storyboard.jpg');
+    await screenshot(page, '05b-player-storyboard');
+    await page.mouse.move(0, 0);
     await screenshot(page, '05-player');
 
     await page.evaluate(() => (globalThis as any).__vora!.video.pause());

@@ -1,5 +1,6 @@
 import Hls, { type Level } from 'hls.js';
 import { useEffect, useRef, useState } from 'preact/hooks';
+import { StoryboardSeek } from '../storyboard';
 import { ApiError, describeError, fmtDuration, fmtKbps, getVideo, loadAppConfig, PLAYABLE, TERMINAL, type Video } from '../api';
 import { live } from '../live';
 import { Link } from '../router';
@@ -165,6 +166,7 @@ function Player({ video, playbackUrl }: { video: Video; playbackUrl: string }) {
       <div class="video-wrap">
         <video ref={ref} controls playsInline poster={video.thumbnailUrl ?? undefined} preload="metadata" data-testid="player" aria-label="Video player" />
       </div>
+      <StoryboardSeek video={ref.current} masterUrl={video.playbackUrl!} />
       <div class="player-bar">
         <label for="quality">Quality</label>
         <select
