@@ -55,6 +55,21 @@ export interface VoraConfig {
    * (signs) and the gateway (verifies). VORA_PLAYBACK_SECRET; the dev stack generates one.
    */
   playbackSecret: string;
+  /**
+   * The gateway's in-memory LRU of hot objects (src/gateway/object-cache.ts): total and per-object
+   * bounds. VORA_GATEWAY_CACHE_MIB (default 64; 0 turns it off), VORA_GATEWAY_CACHE_OBJECT_MIB (4).
+   * Optional so hand-built configs (tests) get the defaults.
+   */
+  gatewayCache?: { maxBytes: number; maxObjectBytes: number };
+}
+
+/** A non-negative size in MiB from the environment, as bytes. */
+function mib(env: Env, name: string, dflt: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return dflt * 1024 * 1024;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a size in MiB (>= 0), got "${raw}"`);
+  return Math.round(n * 1024 * 1024);
 }
 
 export function loadConfig(env: Env = process.env): VoraConfig {
@@ -98,5 +113,6 @@ export function loadConfig(env: Env = process.env): VoraConfig {
     workDir: path.resolve(env.VORA_WORK_DIR ?? path.join(dataDir, 'work')),
     logLevel: env.VORA_LOG_LEVEL ?? 'info',
     playbackSecret: env.VORA_PLAYBACK_SECRET ?? '',
+    gatewayCache: { maxBytes: mib(env, 'VORA_GATEWAY_CACHE_MIB', 64), maxObjectBytes: mib(env, 'VORA_GATEWAY_CACHE_OBJECT_MIB', 4) },
   };
 }

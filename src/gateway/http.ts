@@ -99,7 +99,7 @@ export function contentTypeFor(rel: string): string {
   return CONTENT_TYPES[extensionOf(rel)] ?? 'application/octet-stream';
 }
 
-const IMMUTABLE_EXT = new Set(['m4s', 'mp4', 'm4a', 'ts', 'aac']);
+export const IMMUTABLE_EXT = new Set(['m4s', 'mp4', 'm4a', 'ts', 'aac']);
 
 /**
  * Segments and init sections never change once written (the worker writes a rendition's playlist

@@ -38,6 +38,7 @@ import {
   type ErrorCode,
 } from './http.ts';
 import { attachLive, type LiveHub } from './live.ts';
+import { DEFAULT_OBJECT_CACHE, ObjectCache, cacheableObject, type CachedObject, type ObjectCacheOptions } from './object-cache.ts';
 import { createOriginS3 } from './origin-s3.ts';
 import { cachedStateLookup, pgStateLookup, toAccess, type StateLookup } from './state.ts';
 
@@ -71,6 +72,8 @@ export interface GatewayOptions {
   liveCoalesceMs?: number;
   /** Prometheus registry to register on; default a new one (createMetrics('gateway')). */
   metrics?: Metrics;
+  /** Hot-object cache bounds; default cfg.gatewayCache (maxBytes 0 turns it off). */
+  objectCache?: ObjectCacheOptions;
 }
 
 export interface Gateway {
@@ -78,6 +81,7 @@ export interface Gateway {
   buffer: EventBuffer;
   metrics: Metrics;
   live: LiveHub | null;
+  objects: ObjectCache;
   /** Stops accepting, lets running responses finish (up to drainMs), flushes events, closes clients. */
   close(drainMs?: number): Promise<void>;
 }
@@ -131,6 +135,7 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
     new EventBuffer({ sink: clickhouseSink(ch!, cfg.clickhouse.database), spoolDir: path.join(cfg.dataDir, 'spool'), log });
   buffer.start();
   const bucket = cfg.s3.bucket;
+  const objects = new ObjectCache(opts.objectCache ?? cfg.gatewayCache ?? DEFAULT_OBJECT_CACHE);
   let active = 0; // responses being streamed, waited for on shutdown
   // Served by /healthz: lets tests and operators see what reached the origin (e.g. coalescing).
   const hls = { requests: 0, ok: 0, partial: 0, notModified: 0, notFound: 0, failed: 0, forbidden: 0 };
@@ -157,8 +162,19 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
     }
   };
 
-  /** Streams an S3 body with backpressure; headers go out with the first chunk. */
-  function streamBody(res: HttpResponse, ctx: Ctx, body: Readable, total: number, status: number, headers: readonly Header[]): void {
+  /**
+   * Streams an S3 body with backpressure; headers go out with the first chunk. With `collect`, the
+   * chunks are also kept and handed over whole once all `total` bytes arrived (to the object cache).
+   */
+  function streamBody(
+    res: HttpResponse,
+    ctx: Ctx,
+    body: Readable,
+    total: number,
+    status: number,
+    headers: readonly Header[],
+    collect?: (whole: Buffer) => void,
+  ): void {
     const writeHead = () => {
       ctx.obs?.status(status);
       res.writeStatus(statusLine(status));
@@ -179,6 +195,7 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
     let headSent = false;
     let finished = false;
     let received = 0;
+    const kept: Buffer[] | null = collect ? [] : null;
     const finish = () => {
       if (finished) return;
       finished = true;
@@ -190,6 +207,10 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
       if (ctx.aborted || ctx.done) return finish();
       received += chunk.length;
       ctx.obs?.bytes(chunk.length);
+      if (kept) {
+        kept.push(chunk);
+        if (received === total) collect!(kept.length === 1 ? kept[0]! : Buffer.concat(kept, total));
+      }
       const startOffset = res.getWriteOffset();
       let ok = false;
       let done = false;
@@ -230,6 +251,81 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
     body.on('error', (err) => broken(String(err)));
     // A complete body may end while its last chunk still waits for onWritable: that is no error.
     body.on('end', () => received < total && broken('short body'));
+  }
+
+  /** Sends an in-memory body with backpressure (tryEnd/onWritable): uWS copies none of it ahead. */
+  function sendBuffer(res: HttpResponse, ctx: Ctx, body: Buffer, status: number, headers: readonly Header[]): void {
+    if (ctx.aborted || ctx.done) return;
+    ctx.obs?.status(status);
+    ctx.obs?.bytes(body.length);
+    let done = false;
+    const startOffset = res.getWriteOffset();
+    res.cork(() => {
+      res.writeStatus(statusLine(status));
+      for (const [k, v] of headers) res.writeHeader(k, v);
+      if (ctx.head) {
+        res.writeHeader('Content-Length', String(body.length)).endWithoutBody();
+        done = true;
+      } else {
+        done = res.tryEnd(body, body.length)[1];
+      }
+    });
+    // A whole body either went out at once or met a full socket (ok false): then continue on writable.
+    if (done) {
+      ctx.done = true;
+      return;
+    }
+    active++;
+    let released = false;
+    const release = () => {
+      if (!released) {
+        released = true;
+        active--;
+      }
+    };
+    ctx.abort.signal.addEventListener('abort', release, { once: true });
+    res.onWritable((offset) => {
+      if (ctx.aborted || ctx.done) {
+        release();
+        return true;
+      }
+      const [ok2, done2] = res.tryEnd(body.subarray(offset - startOffset), body.length);
+      if (done2) {
+        ctx.done = true;
+        release();
+      }
+      return ok2;
+    });
+  }
+
+  /** A request answered from the object cache: the same validators, ranges and HEAD as from MinIO. */
+  function serveCached(
+    res: HttpResponse,
+    ctx: Ctx,
+    o: CachedObject,
+    base: readonly Header[],
+    cacheControl: string,
+    q: { ifNoneMatch: string; ifModifiedSince: string; rangeHeader: string; ifRange: string },
+  ): void {
+    const meta: Header[] = [];
+    if (o.etag) meta.push(['ETag', o.etag]);
+    if (o.lastModified) meta.push(['Last-Modified', o.lastModified.toUTCString()]);
+    const ims = !q.ifNoneMatch && q.ifModifiedSince ? safeDate(q.ifModifiedSince) : undefined;
+    if (etagMatches(q.ifNoneMatch, o.etag) || (ims && o.lastModified && o.lastModified.getTime() <= ims.getTime())) {
+      hls.notModified++;
+      return send(res, ctx, 304, [...CORS_HEADERS, ['Cache-Control', cacheControl], ...(o.etag ? [['ETag', o.etag] as Header] : [])]);
+    }
+    const size = o.body.length;
+    const r = !q.rangeHeader || ctx.head || (q.ifRange && q.ifRange !== o.etag) ? ({ kind: 'none' } as const) : parseRange(q.rangeHeader, size);
+    if (r.kind === 'unsatisfiable') {
+      return sendError(res, ctx, 'RANGE_NOT_SATISFIABLE', `object has ${size} bytes`, [['Content-Range', `bytes */${size}`]]);
+    }
+    if (r.kind === 'range') {
+      hls.partial++;
+      return sendBuffer(res, ctx, o.body.subarray(r.start, r.end + 1), 206, [...base, ...meta, ['Content-Range', `bytes ${r.start}-${r.end}/${size}`]]);
+    }
+    hls.ok++;
+    return sendBuffer(res, ctx, o.body, 200, [...base, ...meta]);
   }
 
   async function serveHls(res: HttpResponse, req: HttpRequest, isHead: boolean): Promise<void> {
@@ -291,6 +387,11 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
       IfModifiedSince: !ifNoneMatch && ifModifiedSince ? safeDate(ifModifiedSince) : undefined,
     };
     const signal = ctx.abort.signal;
+    const cacheable = objects.enabled && !access.private && cacheableObject(p.rel, state);
+    if (cacheable) {
+      const hit = objects.get(Key);
+      if (hit) return serveCached(res, ctx, hit, base, cacheControl, { ifNoneMatch, ifModifiedSince, rangeHeader, ifRange });
+    }
 
     try {
       if (access.private && p.rel.endsWith('.m3u8')) {
@@ -345,7 +446,9 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
       const o = await timed('get', s3.send(new GetObjectCommand({ Bucket: bucket, Key, ...conditional }), { abortSignal: signal }));
       if (ctx.aborted) return void (o.Body as Readable | undefined)?.destroy();
       hls.ok++;
-      return streamBody(res, ctx, o.Body as Readable, o.ContentLength ?? 0, 200, [...base, ...meta(o.ETag, o.LastModified)]);
+      const size = o.ContentLength ?? 0;
+      const keep = cacheable && objects.fits(size) ? (body: Buffer) => objects.set(Key, { body, etag: o.ETag, lastModified: o.LastModified }) : undefined;
+      return streamBody(res, ctx, o.Body as Readable, size, 200, [...base, ...meta(o.ETag, o.LastModified)], keep);
     } catch (err) {
       if (ctx.aborted) return;
       const status = s3Status(err);
@@ -393,13 +496,18 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
 
   const app = uWS.App();
   const live = liveOn
-    ? attachLive(app, { cfg, db: pool!, log, coalesceMs: opts.liveCoalesceMs, onChange: (id) => cachedState?.invalidate(id) })
+    ? attachLive(app, { cfg, db: pool!, log, coalesceMs: opts.liveCoalesceMs, onChange: (id) => {
+          cachedState?.invalidate(id);
+          objects.deletePrefix(keys.hlsPrefix(id));
+        },
+      })
     : null;
+  m.observeObjects(() => objects.stats());
   m.observe(() => buffer.stats() as Partial<ReturnType<EventBuffer['stats']>>, () => live?.stats() ?? null);
   app
     .get('/healthz', (res) => {
       const ctx = newCtx(res);
-      send(res, ctx, 200, [['Content-Type', 'application/json'], ['Cache-Control', 'no-store']], JSON.stringify({ status: 'ok', hls, events: buffer.stats(), live: live?.stats() ?? null }));
+      send(res, ctx, 200, [['Content-Type', 'application/json'], ['Cache-Control', 'no-store']], JSON.stringify({ status: 'ok', hls, objectCache: objects.stats(), events: buffer.stats(), live: live?.stats() ?? null }));
     })
     .get('/metrics', (res) => {
       const ctx = track(res, 'metrics');
@@ -444,6 +552,7 @@ export async function startGateway(cfg: VoraConfig, opts: GatewayOptions = {}): 
     buffer,
     metrics,
     live,
+    objects,
     close(drainMs = 5_000) {
       closing ??= (async () => {
         uWS.us_listen_socket_close(listenSocket);
@@ -480,6 +589,30 @@ function gatewayMetrics(metrics: Metrics) {
     labelNames: ['op', 'outcome'],
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers,
+  });
+  let objectStats: () => ReturnType<ObjectCache['stats']> | null = () => null;
+  const objSeen: Record<string, number> = {};
+  new prom.Counter({
+    name: 'vora_gateway_object_cache_lookups_total',
+    help: 'Hot-object cache lookups of cacheable /hls/ objects, by outcome (hit, miss)',
+    labelNames: ['outcome'],
+    registers,
+    collect() {
+      const st = objectStats();
+      for (const [k, outcome] of [['hits', 'hit'], ['misses', 'miss']] as const) {
+        const v = st?.[k] ?? 0;
+        this.inc({ outcome }, Math.max(0, v - (objSeen[k] ?? 0)));
+        objSeen[k] = Math.max(v, objSeen[k] ?? 0);
+      }
+    },
+  });
+  new prom.Gauge({
+    name: 'vora_gateway_object_cache_bytes',
+    help: 'Bytes of object bodies held by the hot-object cache',
+    registers,
+    collect() {
+      this.set(objectStats()?.bytes ?? 0);
+    },
   });
   let bufferStats: () => BufferStats = () => ({});
   let liveStats: LiveStatsFn = () => null;
@@ -537,6 +670,9 @@ function gatewayMetrics(metrics: Metrics) {
     requests,
     bytes,
     originFetch,
+    observeObjects(o: () => ReturnType<ObjectCache['stats']>) {
+      objectStats = o;
+    },
     observe(b: () => BufferStats, l: LiveStatsFn) {
       bufferStats = b;
       liveStats = l;

@@ -301,6 +301,84 @@ describe('gateway: HLS objects', () => {
   });
 });
 
+describe('gateway: hot-object cache', () => {
+  const HOT = 'vid_hotcacheaaaaaaaaaaaa';
+  const hotSeg = pattern(300_000, 11);
+  /** GETs the gateway sent to MinIO so far (its origin latency histogram's counts). */
+  const originGets = async () => {
+    const text = await gw.metrics.registry.getSingleMetricAsString('vora_gateway_origin_fetch_seconds');
+    return [...text.matchAll(/^vora_gateway_origin_fetch_seconds_count\{[^}]*op="get"[^}]*\} (\d+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
+  };
+
+  beforeAll(async () => {
+    const db = new pg.Client({ connectionString: cfg.postgres.url });
+    await db.connect();
+    await db.query(`INSERT INTO uploads (upload_id, status) VALUES ($1, 'UPLOADED')`, [HOT.replace('vid_', 'upl_')]);
+    await db.query(`INSERT INTO videos (video_id, upload_id, state, source_key, workflow_id) VALUES ($1, $2, 'READY', 'src', 'wf-hot')`, [HOT, HOT.replace('vid_', 'upl_')]);
+    await db.end();
+    const s3 = createS3(cfg);
+    await s3.send(new PutObjectCommand({ Bucket: 'vora', Key: `hls/${HOT}/master.m3u8`, Body: master }));
+    await s3.send(new PutObjectCommand({ Bucket: 'vora', Key: `hls/${HOT}/360p/seg_00000.m4s`, Body: hotSeg }));
+    s3.destroy();
+  });
+
+  it('answers repeats from memory with the same bytes, headers, ranges, HEAD and validators', async () => {
+    const url = `${G}/hls/${HOT}/360p/seg_00000.m4s`;
+    const gets0 = await originGets();
+    const first = await raw(url);
+    expect(first.status).toBe(200);
+    expect(first.body.equals(hotSeg)).toBe(true);
+    expect(gw.objects.has(`hls/${HOT}/360p/seg_00000.m4s`)).toBe(true);
+    expect((await originGets()) - gets0).toBe(1);
+
+    const hits0 = gw.objects.stats().hits;
+    const again = await raw(url);
+    expect(again.status).toBe(200);
+    expect(again.body.equals(hotSeg)).toBe(true);
+    for (const h of ['content-type', 'content-length', 'cache-control', 'etag', 'last-modified', 'accept-ranges', 'access-control-allow-origin']) {
+      expect(again.headers[h], h).toBe(first.headers[h]);
+    }
+    const range = await raw(url, { headers: { Range: 'bytes=1000-1999' } });
+    expect(range.status).toBe(206);
+    expect(range.headers['content-range']).toBe(`bytes 1000-1999/${hotSeg.length}`);
+    expect(range.body.equals(hotSeg.subarray(1000, 2000))).toBe(true);
+    const staleIfRange = await raw(url, { headers: { Range: 'bytes=0-9', 'If-Range': '"other"' } });
+    expect(staleIfRange.status).toBe(200);
+    expect(staleIfRange.body.length).toBe(hotSeg.length);
+    expect((await raw(url, { headers: { Range: `bytes=${hotSeg.length}-` } })).status).toBe(416);
+    const head = await raw(url, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(Number(head.headers['content-length'])).toBe(hotSeg.length);
+    expect(head.body.length).toBe(0);
+    expect((await raw(url, { headers: { 'If-None-Match': first.headers.etag! } })).status).toBe(304);
+    expect((await raw(url, { headers: { 'If-Modified-Since': first.headers['last-modified']! } })).status).toBe(304);
+    expect(gw.objects.stats().hits - hits0).toBe(7);
+    expect((await originGets()) - gets0).toBe(1); // one MinIO GET for all of the above
+  });
+
+  it('never holds a partially ready video\'s playlists or a private video\'s objects', async () => {
+    await raw(`${G}/hls/${PARTIAL}/master.m3u8`);
+    const tok = signPlaybackToken(SECRET, PRIVATE, Math.floor(Date.now() / 1000) + 60);
+    expect((await raw(`${G}/hls/${PRIVATE}/360p/init.mp4?token=${tok}`)).status).toBe(200);
+    expect(gw.objects.has(`hls/${PARTIAL}/master.m3u8`)).toBe(false);
+    expect(gw.objects.has(`hls/${PRIVATE}/360p/init.mp4`)).toBe(false);
+    expect((await raw(`${G}/hls/${PARTIAL}/360p/init.mp4`)).status).toBe(200);
+    expect(gw.objects.has(`hls/${PARTIAL}/360p/init.mp4`)).toBe(true); // segments are final at once
+  });
+
+  it('stops serving a video that is no longer playable and forgets its objects', async () => {
+    expect((await raw(`${G}/hls/${HOT}/master.m3u8`)).status).toBe(200);
+    expect(gw.objects.has(`hls/${HOT}/master.m3u8`)).toBe(true);
+    const db = new pg.Client({ connectionString: cfg.postgres.url });
+    await db.connect();
+    await db.query(`UPDATE videos SET state = 'FAILED' WHERE video_id = $1`, [HOT]);
+    await db.end();
+    await until('video refused', async () => (await raw(`${G}/hls/${HOT}/360p/seg_00000.m4s`)).status === 404);
+    expect(gw.objects.has(`hls/${HOT}/master.m3u8`)).toBe(false);
+    expect(gw.objects.has(`hls/${HOT}/360p/seg_00000.m4s`)).toBe(false);
+  });
+});
+
 describe('varnish in front of the gateway', () => {
   it('misses once, then hits, with identical bytes', async () => {
     const url = `${V}/hls/${READY}/360p/seg_00000.m4s`;
