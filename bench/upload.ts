@@ -1,10 +1,12 @@
-// Upload throughput: one file through the API's TUS endpoint (tus-js-client, 16 MiB PATCHes ->
-// @tus/server + @tus/s3-store -> MinIO, then the finish: the sha256 computed while the bytes
-// streamed in is checked and the stored object becomes the source in place) against a direct multipart upload of the same file to the same MinIO with
+// Upload throughput: one file through the API's TUS endpoint (tus-js-client, 64 MiB PATCHes as the
+// CLI sends them -> @tus/server + @tus/s3-store, parts through memory -> MinIO, then the finish: the
+// sha256 computed while the bytes streamed in is checked and the stored object becomes the source in
+// place) against a direct multipart upload of the same file to the same MinIO with
 // @aws-sdk/lib-storage `Upload`, in the same run. The API runs as a child process
 // (`node --import tsx src/api/main.ts`, as the stack runs it) so its peak RSS (VmHWM in
-// /proc/<pid>/status) is its own.
-//   npx tsx bench/upload.ts [--size-mib 1024] [--chunk-mib 16] [--rounds 1] [--chunk-cases]
+// /proc/<pid>/status) is its own. Each round also prints the CPU seconds of the client (this
+// process), the API and MinIO: on a 2-core host they compete, so the API's work shows as wall time.
+//   npx tsx bench/upload.ts [--size-mib 1024] [--chunk-mib 64] [--rounds 1] [--chunk-cases]
 //                           [--api-node-arg=--max-semi-space-size=2]
 // Goals: TUS / direct >= 0.8, API peak RSS <= 200 MB.
 // --chunk-cases adds the older comparison of PATCH sizes aligned and not aligned to the store's
@@ -35,7 +37,7 @@ function arg(name: string, dflt: number): number {
 }
 
 const sizeMiB = arg('size-mib', 1024);
-const chunkMiB = arg('chunk-mib', 16);
+const chunkMiB = arg('chunk-mib', 64); // as the CLI (src/cli/videos.ts)
 const rounds = arg('rounds', 1);
 const chunkCases = process.argv.includes('--chunk-cases');
 /** Extra node flags for the API child, e.g. --api-node-arg=--max-semi-space-size=2 (repeatable). */
@@ -64,6 +66,29 @@ function procStatus(pid: number): { rssKiB: number; hwmKiB: number } {
   const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN);
   return { rssKiB: kib('VmRSS'), hwmKiB: kib('VmHWM') };
+}
+
+const TICK = 100; // USER_HZ: /proc/<pid>/stat counts CPU time in 1/100 s on Linux
+/** CPU seconds (user + system, all threads) a process has used so far. */
+function cpuSec(pid: number | undefined): number {
+  if (!pid) return NaN;
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[11]) + Number(rest[12])) / TICK; // fields 14 and 15: utime, stime
+  } catch {
+    return NaN;
+  }
+}
+
+/** CPU seconds of this process (the client), the API child and MinIO, spent while `f` ran. */
+async function withCpu<T>(f: () => Promise<T>): Promise<{ value: T; cpu: { client: number; api: number; minio: number } }> {
+  const c0 = process.cpuUsage();
+  const [a0, m0] = [cpuSec(child.pid), cpuSec(svc.pids.minio)];
+  const value = await f();
+  const c = process.cpuUsage(c0);
+  const r = (x: number) => Math.round(x * 100) / 100;
+  return { value, cpu: { client: r((c.user + c.system) / 1e6), api: r(cpuSec(child.pid) - a0), minio: r(cpuSec(svc.pids.minio) - m0) } };
 }
 
 async function waitHealthy(url: string, child: ChildProcess, log: string): Promise<void> {
@@ -175,14 +200,26 @@ try {
   const viaTus: { ms: number }[] = [];
   for (let i = 0; i < rounds; i++) {
     // alternate the order so neither always runs on a warmer MinIO
+    const d = async () => {
+      const r = await withCpu(directUpload);
+      direct.push(r.value);
+      return r.cpu;
+    };
+    const t = async () => {
+      const r = await withCpu(() => tusUpload(chunkMiB * MiB));
+      viaTus.push(r.value);
+      return r.cpu;
+    };
+    let cpuDirect, cpuTus;
     if (i % 2 === 0) {
-      direct.push(await directUpload());
-      viaTus.push(await tusUpload(chunkMiB * MiB));
+      cpuDirect = await d();
+      cpuTus = await t();
     } else {
-      viaTus.push(await tusUpload(chunkMiB * MiB));
-      direct.push(await directUpload());
+      cpuTus = await t();
+      cpuDirect = await d();
     }
-    console.log(JSON.stringify({ round: i + 1, directMiBps: mibps(direct[i]!), tusMiBps: mibps(viaTus[i]!.ms), ratio: Math.round((direct[i]! / viaTus[i]!.ms) * 1000) / 1000 }));
+    // CPU seconds per process: on a 2-core host the three compete, so any API overhead shows as wall time.
+    console.log(JSON.stringify({ round: i + 1, directMiBps: mibps(direct[i]!), tusMiBps: mibps(viaTus[i]!.ms), ratio: Math.round((direct[i]! / viaTus[i]!.ms) * 1000) / 1000, cpuSecDirect: cpuDirect, cpuSecTus: cpuTus }));
   }
   const bestDirect = Math.min(...direct);
   const bestTus = viaTus.reduce((a, b) => (b.ms < a.ms ? b : a));

@@ -27,6 +27,13 @@ export interface ApiOptions {
    * has to download and re-upload. Only the last part of a file may be smaller.
    */
   partSizeBytes: number;
+  /**
+   * Bytes of upload parts the process may hold in memory at once (VORA_UPLOAD_MEMORY_MIB, 32): a
+   * PATCH takes room for up to 2 parts (one filling from the request, one on its way to MinIO)
+   * when there is room and streams through memory; otherwise it goes through temp files on disk
+   * as @tus/s3-store does by default. 0 sends every PATCH through disk.
+   */
+  partMemoryBytes: number;
   /** How long a request waits for another request's lock on the same upload before 423. */
   lockTimeoutMs: number;
   /** Cross-process upload lock in PostgreSQL (advisory lock), or in memory (one API process). */
@@ -78,6 +85,7 @@ export function apiOptionsFromEnv(env: Record<string, string | undefined> = proc
     reconcileIntervalMs: num(env, 'VORA_RECONCILE_SECONDS', 30) * 1000,
     reconcileMinAgeMs: 15_000,
     partSizeBytes: num(env, 'VORA_UPLOAD_PART_MIB', 8, 5) * MiB,
+    partMemoryBytes: num(env, 'VORA_UPLOAD_MEMORY_MIB', 32) * MiB,
     lockTimeoutMs: 30_000,
     locker,
     playbackTokenTtlSec: num(env, 'VORA_PLAYBACK_TOKEN_TTL_SECONDS', 6 * 3600, 1),

@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline as pipelineAsync } from 'node:stream/promises';
-import { S3Store } from '@tus/s3-store';
+import { S3Store, type MetadataValue } from '@tus/s3-store';
 import { MemoryLocker, Server as TusServer } from '@tus/server';
 import { ERRORS, EVENTS, type Upload } from '@tus/utils';
 import { NodeRequest, sendNodeResponse } from 'srvx/node';
@@ -101,14 +101,135 @@ function isWrite(req: http.IncomingMessage): boolean {
   return TUS_WRITE_METHODS.has(req.method ?? '') || TUS_WRITE_METHODS.has(o);
 }
 
+/**
+ * Room for upload parts held in memory, shared by all PATCHes of the process. Taken whole for a
+ * PATCH (or not at all, then that PATCH goes through disk), so memory stays bounded however many
+ * uploads run and a stalled client never makes another one wait.
+ */
+export class PartMemoryBudget {
+  #free: number;
+  constructor(readonly total: number) {
+    this.#free = total;
+  }
+  tryTake(bytes: number): boolean {
+    if (bytes > this.#free) return false;
+    this.#free -= bytes;
+    return true;
+  }
+  give(bytes: number): void {
+    this.#free = Math.min(this.total, this.#free + bytes);
+  }
+  get free(): number {
+    return this.#free;
+  }
+}
+
 /** S3Store that keeps the uploads table in step with what is durably stored. */
 class TrackedS3Store extends S3Store {
+  readonly partMemory: PartMemoryBudget;
+
   constructor(
     options: ConstructorParameters<typeof S3Store>[0],
     private readonly ctx: ApiContext,
   ) {
     super(options);
     this.extensions = [...this.extensions, 'checksum'];
+    this.partMemory = new PartMemoryBudget(ctx.opts.partMemoryBytes);
+    // Parts and .part objects go with UNSIGNED-PAYLOAD: the SDK would otherwise sha256 every part
+    // it gets as a Buffer to sign it (and MinIO hash it again to check), a second full pass over
+    // the file next to the whole-file sha256 that is verified on finish (finalize.ts).
+    this.client.middlewareStack.add(
+      (next, context) => (args) => {
+        const req = args.request as { headers?: Record<string, string> };
+        if ((context.commandName === 'UploadPartCommand' || context.commandName === 'PutObjectCommand') && req.headers) {
+          req.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+        }
+        return next(args);
+      },
+      { step: 'build', name: 'voraUnsignedPartPayload' },
+    );
+  }
+
+  /**
+   * The request body to MinIO parts, through memory: S3Store's own uploadParts writes every part to
+   * a temp file and reads it back, which on a small host costs as much CPU as the rest of the
+   * upload path together. Here one part fills from the request while the previous one is uploaded
+   * (at most 2 parts per PATCH in memory, from the shared budget); with no room in the budget the
+   * PATCH takes S3Store's disk path. Semantics are S3Store's: full parts are uploaded as they fill;
+   * when the body ends, a remainder of at least minPartSize (or the file's last bytes) becomes a
+   * part and a smaller one the `.part` object the next PATCH starts from; if the body fails, the
+   * unfinished part is dropped and the offset is what was uploaded.
+   */
+  protected override async uploadParts(metadata: MetadataValue, readStream: Readable, currentPartNumber: number, offset: number): Promise<number> {
+    const partSize = this.calcOptimalPartSize(metadata.file.size);
+    const room = 2 * partSize;
+    if (!this.partMemory.tryTake(room)) return super.uploadParts(metadata, readStream, currentPartNumber, offset);
+    const size = metadata.file.size;
+    let uploaded = 0;
+    let failure: unknown = null;
+    let inflight: Promise<void> | null = null;
+    const send = (chunks: Buffer[], length: number) => {
+      const partNumber = currentPartNumber++;
+      offset += length;
+      const isFinal = size === offset;
+      const p = (async () => {
+        if (length >= this.minPartSize || isFinal) {
+          // The chunks as they came (no concatenation copy), with the length S3 needs up front.
+          await this.client.uploadPart({
+            Bucket: this.bucket,
+            Key: metadata.file.id,
+            UploadId: metadata['upload-id'],
+            PartNumber: partNumber,
+            Body: Readable.from(chunks, { objectMode: false }),
+            ContentLength: length,
+          });
+        } else {
+          // The .part object (as S3Store.uploadIncompletePart, with a length the SDK can send).
+          await this.client.putObject({
+            Bucket: this.bucket,
+            Key: this.partKey(metadata.file.id, true),
+            Body: Buffer.concat(chunks, length),
+            ContentLength: length,
+            Tagging: this.useCompleteTag('false'),
+          });
+        }
+        uploaded += length;
+      })();
+      inflight = p.catch((err: unknown) => {
+        failure ??= err;
+      });
+    };
+    try {
+      let chunks: Buffer[] = [];
+      let filled = 0;
+      for await (const data of readStream as AsyncIterable<Buffer>) {
+        let chunk = data;
+        while (filled + chunk.length >= partSize) {
+          const take = partSize - filled;
+          chunks.push(chunk.subarray(0, take));
+          chunk = chunk.subarray(take);
+          await inflight; // the previous part is stored before this one leaves: 2 parts in memory at most
+          if (failure) throw failure;
+          send(chunks, partSize);
+          chunks = [];
+          filled = 0;
+        }
+        if (chunk.length) {
+          chunks.push(chunk);
+          filled += chunk.length;
+        }
+      }
+      await inflight;
+      if (failure) throw failure;
+      if (filled > 0) send(chunks, filled);
+    } catch (err) {
+      failure ??= err;
+    } finally {
+      await inflight;
+      this.partMemory.give(room);
+    }
+    if (failure) throw failure;
+    return uploaded;
   }
 
   override async create(upload: Upload): Promise<Upload> {
@@ -296,10 +417,31 @@ export function createTus(ctx: ApiContext): TusHandle {
       return handleWithChecksum(req, res, checksum);
     }
     try {
-      await respond(res, await server.handleWeb(new NodeRequest({ req, res }) as unknown as Request));
+      // Bodies (PATCH, creation-with-upload POST) reach tus as a stream of the socket's own
+      // Buffers; srvx's NodeRequest adapts with Readable.toWeb, which copies every chunk.
+      const request = req.method === 'PATCH' || req.method === 'POST' ? webRequest(req, req) : (new NodeRequest({ req, res }) as unknown as Request);
+      await respond(res, await server.handleWeb(request));
     } catch (err) {
       await respond(res, errorResponse(err));
     }
+  }
+
+  /** A fetch Request for tus with `body` as is (ReadableStream.from: chunks pass by reference). */
+  function webRequest(req: http.IncomingMessage, body: AsyncIterable<Buffer>, override?: { drop: string; contentLength: number }): Request {
+    const headers = new Headers();
+    for (const [k, v] of Object.entries(req.headers)) {
+      if (v === undefined || k === override?.drop) continue;
+      headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+    }
+    if (override) headers.set('content-length', String(override.contentLength));
+    const host = req.headers.host ?? `${cfg.host}:${cfg.ports.api}`;
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', `http://${host}`);
+    } catch {
+      url = new URL(req.url ?? '/', `http://${cfg.host}:${cfg.ports.api}`); // a malformed Host header
+    }
+    return new Request(url, { method: req.method, headers, body: ReadableStream.from(body), duplex: 'half' } as RequestInit);
   }
 
   /**
@@ -331,20 +473,7 @@ export function createTus(ctx: ApiContext): TusHandle {
       if (got !== want.digest) {
         throw new ApiError('CHECKSUM_MISMATCH', `${want.algorithm} of the request body is ${got}, Upload-Checksum says ${want.digest}; nothing was stored`);
       }
-      const headers = new Headers();
-      for (const [k, v] of Object.entries(req.headers)) {
-        if (v === undefined || k === 'upload-checksum') continue;
-        headers.set(k, Array.isArray(v) ? v.join(', ') : v);
-      }
-      headers.set('content-length', String(received));
-      const host = req.headers.host ?? `${cfg.host}:${cfg.ports.api}`;
-      const request = new Request(`http://${host}${req.url}`, {
-        method: req.method,
-        headers,
-        body: Readable.toWeb(fs.createReadStream(tmp)) as ReadableStream,
-        duplex: 'half',
-      } as RequestInit);
-      await respond(res, await server.handleWeb(request));
+      await respond(res, await server.handleWeb(webRequest(req, fs.createReadStream(tmp), { drop: 'upload-checksum', contentLength: received })));
     } catch (err) {
       if (!req.complete) req.resume(); // drain what the client still sends so it can read the answer
       await respond(res, errorResponse(err));

@@ -75,6 +75,8 @@ export interface Services {
   env: Record<string, string>;
   dir: string;
   pgUrl: string;
+  /** Server process ids (benchmarks read their CPU time from /proc). */
+  pids: { postgres?: number; minio?: number; temporal?: number };
   stop(): Promise<void>;
 }
 
@@ -201,6 +203,7 @@ export async function startServices(): Promise<Services> {
     env,
     dir,
     pgUrl: pgs.url,
+    pids: { postgres: pgs.proc.child.pid, minio: minio.proc.child.pid, temporal: temporal.proc.child.pid },
     async stop() {
       await Promise.all([stopProc(temporal.proc, 'SIGINT'), stopProc(minio.proc), stopProc(pgs.proc, 'SIGINT')]);
       if (!process.env.VORA_KEEP_TEST_DIR) fs.rmSync(dir, { recursive: true, force: true });
