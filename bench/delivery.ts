@@ -348,7 +348,11 @@ try {
     verdict('(c) events/s accepted at the offered load', Math.round(rateEvPerSec), '>= 100,000', rateEvPerSec >= 100_000);
     verdict('(c) p99 ack latency ms at >= 100,000 events/s', r.p99, '< 5', r.p99 < 5 && rateEvPerSec >= 100_000);
     await gw.buffer.flush();
-    if (gw.buffer.counters.accepted - accepted1 !== r.ok * P.eventBatch) verdict('(c) events accepted = 202s x batch', gw.buffer.counters.accepted - accepted1, String(r.ok * P.eventBatch), false);
+    // Requests still in flight when autocannon stops are accepted but not counted by it.
+    const got = gw.buffer.counters.accepted - accepted1;
+    if (got < r.ok * P.eventBatch || got > (r.ok + P.eventConnections) * P.eventBatch) {
+      verdict('(c) events accepted vs 202s x batch', got, `${r.ok * P.eventBatch}..${(r.ok + P.eventConnections) * P.eventBatch}`, false);
+    }
 
     // Landing: the gateway's EventBuffer (batches of 20,000, JSONEachRow) vs one bulk INSERT of
     // the same rows, each into its own fresh table, same ClickHouse.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_EVENTS_PER_BATCH, parseEventBatch, toRow } from '../../src/analytics/events.ts';
+import { MAX_EVENTS_PER_BATCH, fastCheckAccepts, parseEventBatch, toRow } from '../../src/analytics/events.ts';
 
 const VID = 'vid_abcdefghijklmnopqrst';
 const NOW = Date.parse('2026-01-10T12:00:00Z');
@@ -51,6 +51,36 @@ describe('parseEventBatch', () => {
       if (!r.ok) expect(r.message).toMatch(re);
     }
   });
+  it('takes the compiled fast path for valid batches, and it never accepts what zod refuses', () => {
+    const valid = [
+      [ev()],
+      [ev({ type: 'segment_fetched', segment: 0, bandwidth: 4_294_967_295, ts: '2026-01-10T11:59:59.500Z' })],
+      [ev({ type: 'watch_time', watchTimeSec: 0.5, positionSec: null, segment: null })],
+      Array.from({ length: MAX_EVENTS_PER_BATCH }, () => ev()),
+    ];
+    for (const list of valid) expect(fastCheckAccepts(list), JSON.stringify(list[0])).toBe(true);
+    const invalid: Record<string, unknown>[] = [
+      { type: 'seek' }, { videoId: 'vid_x' }, { videoId: 'upl_abcdefghijklmnopqrst' }, { videoId: 7 }, { sessionId: '' },
+      { sessionId: 'x'.repeat(129) }, { sessionId: 'a b' }, { ts: 'yesterday' }, { ts: '2026-01-10T12:00:00' }, { ts: -1 },
+      { ts: 1.5 }, { ts: null }, { segment: -1 }, { segment: 1.5 }, { segment: 10_000_001 }, { bandwidth: 'high' },
+      { bandwidth: 4_294_967_296 }, { watchTimeSec: -3 }, { watchTimeSec: 1e8 }, { positionSec: '1' },
+    ];
+    const lists: unknown[] = [
+      ...invalid.map((o) => [ev(), ev(o)]),
+      [{ type: 'play' }],
+      [null],
+      ['event'],
+      Array.from({ length: MAX_EVENTS_PER_BATCH + 1 }, () => ev()),
+    ];
+    for (const list of lists) {
+      expect(parseEventBatch(list, NOW).ok, JSON.stringify(list).slice(0, 200)).toBe(false);
+      expect(fastCheckAccepts(list), JSON.stringify(list).slice(0, 200)).toBe(false);
+    }
+    // Unknown keys: the JSON Schema forbids them, zod strips them; zod decides, so they still pass.
+    const extra = parseEventBatch([ev({ extra: 1 })], NOW);
+    expect(extra.ok && extra.events[0]).not.toHaveProperty('extra');
+  });
+
   it('bounds clock skew and batch size', () => {
     expect(parseEventBatch([ev({ ts: NOW + 11 * 60_000 })], NOW)).toMatchObject({ ok: false, message: /future/ });
     expect(parseEventBatch([ev({ ts: NOW - 8 * 24 * 3600_000 })], NOW)).toMatchObject({ ok: false, message: /old/ });
