@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::ff::ffi;
 use super::ff::{self as ff, codec, encoder, format, frame, Dictionary, Packet, Rational};
 use super::hls::{
-    build_video_graph, drain_video_encoder, extradata, feed_rungs, open_video_encoder, r64, rescale, EncoderPref,
+    build_video_graph, drain_encoders_interleaved, extradata, GraphSource, feed_rungs, may_be_interlaced, open_video_encoder, r64, rescale, EncoderPref,
     Rung, RungJob, RungOutput, VideoEncoderParams, TICK,
 };
 use super::input::{self, ReadOutcome};
@@ -118,7 +118,8 @@ pub fn run_chunk(
     for &(i, w, h) in &selected {
         let spec = &job.rungs[i];
         let Some(path) = target(&spec.name) else { continue };
-        let graph = build_video_graph(src_w, src_h, pix, sar, rotation, w, h)
+        let src = GraphSource { width: src_w, height: src_h, pix, sar, rotation, deinterlace: may_be_interlaced(&vdec) };
+        let graph = build_video_graph(&src, w, h)
             .map_err(|e| map_err(ErrorCode::Internal, &format!("video graph {}", spec.name), e))?;
         let maxrate = spec.maxrate.unwrap_or(spec.video_bitrate * 11 / 10);
         let params = VideoEncoderParams {
@@ -294,13 +295,19 @@ pub fn run_chunk(
             format!("no video frames in [{}, {}) s", job.start_sec, job.end_sec),
         ));
     }
+    // End of the chunk: every graph and encoder gets EOF first, then the encoders are drained
+    // together, so their last frames are encoded in parallel.
+    let mut p = Packet::empty();
+    {
+        let mut dummy = frame::Video::empty();
+        feed_rungs(&mut rungs, None, &mut dummy, &mut p)?;
+    }
+    for rung in &mut rungs {
+        rung.enc.send_eof().map_err(|e| map_err(ErrorCode::EncoderError, "encoder flush", e))?;
+    }
+    drain_encoders_interleaved(&mut rungs, &mut p)?;
     let mut outputs = Vec::with_capacity(rungs.len());
     for mut rung in rungs {
-        let mut dummy = frame::Video::empty();
-        let mut p = Packet::empty();
-        feed_rungs(std::slice::from_mut(&mut rung), None, &mut dummy, &mut p)?;
-        rung.enc.send_eof().map_err(|e| map_err(ErrorCode::EncoderError, "encoder flush", e))?;
-        drain_video_encoder(&mut rung, &mut p)?;
         rung.octx.write_trailer().map_err(|e| map_err(ErrorCode::IoError, &format!("finalize {}", rung.name), e))?;
         #[allow(clippy::cast_precision_loss)]
         outputs.push(ChunkRungOutput {

@@ -122,15 +122,20 @@ fn rotation_filters(rotation: u32) -> &'static str {
     }
 }
 
-pub(super) fn build_video_graph(
-    src_w: u32,
-    src_h: u32,
-    pix: i32,
-    sar: (i32, i32),
-    rotation: u32,
-    out_w: u32,
-    out_h: u32,
-) -> Result<filter::Graph, ff::Error> {
+/// What the decoder delivers, as the video graph's input needs it.
+pub(super) struct GraphSource {
+    pub(super) width: u32,
+    pub(super) height: u32,
+    /// libav pixel format number (buffer wants it, not ffmpeg-next's enum discriminant).
+    pub(super) pix: i32,
+    pub(super) sar: (i32, i32),
+    pub(super) rotation: u32,
+    /// Keep a deinterlacer in the graph (see may_be_interlaced).
+    pub(super) deinterlace: bool,
+}
+
+pub(super) fn build_video_graph(src: &GraphSource, out_w: u32, out_h: u32) -> Result<filter::Graph, ff::Error> {
+    let GraphSource { width: src_w, height: src_h, pix, sar, rotation, deinterlace } = *src;
     let mut graph = filter::Graph::new();
     let args = format!(
         "video_size={src_w}x{src_h}:pix_fmt={pix}:time_base=1/{TICK}:pixel_aspect={}/{}",
@@ -140,14 +145,25 @@ pub(super) fn build_video_graph(
     graph.add(&filter::find("buffersink").ok_or(ff::Error::FilterNotFound)?, "out", "")?;
     // bwdif with deint=interlaced deinterlaces only frames flagged interlaced (field order from
     // each frame) and passes progressive ones through untouched: one output frame per input.
-    // It halves the time base (field rate); settb restores 1/TICK exactly.
+    // It halves the time base (field rate); settb restores 1/TICK exactly. Left out for streams
+    // the demuxer knows to be progressive: even passing frames through it costs ~3% of an encode
+    // (a frame of delay and a reference per frame, in every rung's graph).
+    let deint = if deinterlace { format!("bwdif=mode=send_frame:parity=auto:deint=interlaced,settb=1/{TICK},") } else { String::new() };
     let spec = format!(
-        "bwdif=mode=send_frame:parity=auto:deint=interlaced,settb=1/{TICK},{}scale={out_w}:{out_h}:flags=bicubic,setsar=1,format=yuv420p",
+        "{deint}{}scale={out_w}:{out_h}:flags=bicubic,setsar=1,format=yuv420p",
         rotation_filters(rotation)
     );
     graph.output("in", 0)?.input("out", 0)?.parse(&spec)?;
     graph.validate()?;
     Ok(graph)
+}
+
+/// May the decoder's frames be interlaced? Only a stream the demuxer/parser declared progressive
+/// is known not to be (an unknown field order keeps the deinterlacer in the graph).
+pub(super) fn may_be_interlaced(dec: &ff::decoder::Video) -> bool {
+    // SAFETY: reading a plain field of an open decoder context.
+    let order = unsafe { (*dec.as_ptr()).field_order };
+    order != ffi::AVFieldOrder::AV_FIELD_PROGRESSIVE
 }
 
 pub(super) struct VideoEncoderParams<'a> {
@@ -307,6 +323,42 @@ pub(super) fn drain_video_encoder(rung: &mut Rung, pkt: &mut Packet) -> MediaRes
             Err(e) => return Err(map_err(ErrorCode::EncoderError, &format!("encode {}", rung.name), e)),
         }
     }
+}
+
+/// Drains encoders that were all sent EOF, one packet from each in turn: every receive waits for
+/// that encoder's oldest frame thread, and meanwhile the other encoders' threads keep working, so
+/// the ends of a chunk's rungs overlap instead of running one after another.
+pub(super) fn drain_encoders_interleaved(rungs: &mut [Rung], pkt: &mut Packet) -> MediaResult<()> {
+    let mut open: Vec<usize> = (0..rungs.len()).collect();
+    let mut failed: Option<MediaError> = None;
+    while !open.is_empty() && failed.is_none() {
+        open.retain(|&i| {
+            let rung = &mut rungs[i];
+            match rung.enc.receive_packet(pkt) {
+                Ok(()) => {
+                    pkt.set_stream(0);
+                    if pkt.duration() <= 0 {
+                        pkt.set_duration(rung.frame_ticks);
+                    }
+                    pkt.rescale_ts(Rational::new(1, TICK), rung.video_tb);
+                    match write_packet(&mut rung.octx, pkt, &rung.name) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            failed.get_or_insert(e);
+                            false
+                        }
+                    }
+                }
+                Err(ff::Error::Eof) => false,
+                Err(e) if is_again(&e) => false,
+                Err(e) => {
+                    failed.get_or_insert_with(|| map_err(ErrorCode::EncoderError, &format!("encode {}", rung.name), e));
+                    false
+                }
+            }
+        });
+    }
+    failed.map_or(Ok(()), Err)
 }
 
 /// Pulls filtered frames for one rung, stamps the grid keyframe decision, encodes.
@@ -501,8 +553,8 @@ pub fn run_hls(job: &HlsJob, cancel: &AtomicBool, progress: &mut dyn FnMut(HlsPr
         let (w, h) = ladder::rung_size(disp_w, disp_h, spec.height);
         let dir = job.out_dir.join(&spec.name);
         std::fs::create_dir_all(&dir).map_err(|e| MediaError::io(&format!("mkdir {}", dir.display()), &e))?;
-        let graph = build_video_graph(src_w, src_h, pix, sar, rotation, w, h)
-            .map_err(|e| map_err(ErrorCode::Internal, &format!("video graph {}", spec.name), e))?;
+        let src = GraphSource { width: src_w, height: src_h, pix, sar, rotation, deinterlace: may_be_interlaced(&vdec) };
+        let graph = build_video_graph(&src, w, h).map_err(|e| map_err(ErrorCode::Internal, &format!("video graph {}", spec.name), e))?;
         let maxrate = spec.maxrate.unwrap_or(spec.video_bitrate * 11 / 10);
         let params = VideoEncoderParams {
             width: w,
