@@ -2,13 +2,14 @@
 // ffmpeg doing the same 3-rung fMP4 HLS ladder in ONE process, and against the
 // naive chunked way (one ffmpeg process per (chunk, rendition)).
 //
-// Run: npx tsx bench/media-pipeline.ts [--full] [--preset veryfast]
-//   default: 1080p30, 10 s of moving, grainy footage (a few minutes on 2 cores)
-//   --full:  1080p30, 60 s (the issue's setting)
-// Timings are wall-clock on a shared machine: every figure is a ratio between
-// runs made back to back in this process, never an absolute.
+// Run: npx tsx bench/media-pipeline.ts [--full] [--preset veryfast] [--rounds N]
+//   default: 1080p30, 10 s of moving, grainy footage, 1 round (a few minutes on 2 cores)
+//   --full:  1080p30, 60 s (the issue's setting), 2 rounds (about 10 minutes on 2 cores)
+// Timings are wall-clock on a shared machine: every figure is a ratio between runs made in the
+// same round of this process (orders alternate between rounds; the median round is reported),
+// never an absolute. Wall seconds in `wallSec` are medians over rounds.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import path from 'node:path';
 
@@ -29,6 +30,17 @@ const full = process.argv.includes('--full');
 const presetArg = process.argv.indexOf('--preset');
 const preset = presetArg > 0 ? process.argv[presetArg + 1]! : 'veryfast';
 const durationSec = full ? 60 : 10;
+const roundsArg = process.argv.indexOf('--rounds');
+const roundsN = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : full ? 2 : 1;
+/** Seconds of CPU the hypervisor gave to others (steal, all CPUs) so far, from /proc/stat. */
+const stealSec = (): number => {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+    return Number(f[8]) / 100;
+  } catch {
+    return NaN;
+  }
+};
 const targetSec = full ? 10 : 4;
 const SEG = 4;
 const FPS = 30;
@@ -93,9 +105,8 @@ console.log(JSON.stringify({ inputs }));
 
 // 1. Chunked pipeline, every step as the worker runs it: probe, split, the chunk encodes in
 //    sequence with the audio encode beside them, packaging, master playlist.
-const root = tempDir('bench-chunked-');
 const steps: Record<string, number> = {};
-const chunkedM = await measured(async () => {
+const runChunked = (root: string) => measured(async () => {
   const [p, tp] = await timed(() => probe(src));
   steps.probe = tp;
   const chunks = planChunks(p, targetSec);
@@ -132,8 +143,7 @@ const chunkedM = await measured(async () => {
 const chunkPlan: Chunk[] = planChunks(await probe(src), targetSec);
 
 // 2. One ffmpeg process: split filter, three libx264 encoders, one AAC, fMP4 HLS.
-const single = tempDir('bench-ffmpeg-');
-const singleM = await measured(() =>
+const runSingle = (single: string) => measured(() =>
   ffmpeg([
     '-i', src,
     '-filter_complex', `[0:v]split=${ladder.length}${ladder.map((_, i) => `[s${i}]`).join('')};${ladder.map((r, i) => `[s${i}]scale=-2:${r.height}[v${i}]`).join(';')}`,
@@ -147,8 +157,7 @@ const singleM = await measured(() =>
 );
 
 // 3. Naive: one ffmpeg process per (chunk, rendition), plus one for the audio (no packaging).
-const naive = tempDir('bench-naive-');
-const naiveM = await measured(() => {
+const runNaive = (naive: string) => measured(() => {
   for (const c of chunkPlan) {
     for (const [i, r] of ladder.entries()) {
       ffmpeg([
@@ -159,6 +168,34 @@ const naiveM = await measured(() => {
   }
   ffmpeg(['-i', src, '-vn', '-c:a', 'aac', '-b:a', '128k', '-ac', '2', '-ar', '48000', '-f', 'hls', '-hls_time', String(SEG), '-hls_segment_type', 'fmp4', '-hls_segment_filename', path.join(naive, 'a_%05d.m4s'), path.join(naive, 'audio.m3u8')]);
 });
+
+// This host's speed drifts by tens of percent over minutes (a shared VM), so the three run in
+// rounds with the order reversed every other round (C S N, N S C, ...), and each round gives its
+// own ratios; the median round is reported. Each round writes fresh output directories.
+type M = { wall: number; cpu: number };
+const rounds: { chunked: M; single: M; naive: M; stealSec: number }[] = [];
+let root = '';
+let single = '';
+for (let r = 0; r < roundsN; r++) {
+  const dirs = { chunked: tempDir('bench-chunked-'), single: tempDir('bench-ffmpeg-'), naive: tempDir('bench-naive-') };
+  const order = r % 2 === 0 ? (['chunked', 'single', 'naive'] as const) : (['naive', 'single', 'chunked'] as const);
+  const got: Partial<Record<'chunked' | 'single' | 'naive', M>> = {};
+  const steal0 = stealSec();
+  for (const which of order) {
+    got[which] = which === 'chunked' ? await runChunked(dirs.chunked) : which === 'single' ? await runSingle(dirs.single) : await runNaive(dirs.naive);
+  }
+  rounds.push({ chunked: got.chunked!, single: got.single!, naive: got.naive!, stealSec: Number((stealSec() - steal0).toFixed(1)) });
+  console.log(JSON.stringify({ round: r + 1, order, wallSec: Object.fromEntries(order.map((k) => [k, Number(got[k]!.wall.toFixed(2))])), chunkedOverSingle: Number((got.chunked!.wall / got.single!.wall).toFixed(3)), chunkedOverNaive: Number((got.chunked!.wall / got.naive!.wall).toFixed(3)), stealSec: rounds.at(-1)!.stealSec }));
+  [root, single] = [dirs.chunked, dirs.single];
+}
+const medianOf = (xs: number[]) => {
+  const v = [...xs].sort((a, b) => a - b);
+  return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+};
+const mid = (k: 'chunked' | 'single' | 'naive', f: 'wall' | 'cpu') => medianOf(rounds.map((x) => x[k][f]));
+const chunkedM = { wall: mid('chunked', 'wall'), cpu: mid('chunked', 'cpu') };
+const singleM = { wall: mid('single', 'wall'), cpu: mid('single', 'cpu') };
+const naiveM = { wall: mid('naive', 'wall'), cpu: mid('naive', 'cpu') };
 
 // 4. Scaling: two chunk encodes (one rung, threads=1) in parallel vs one after the other.
 const scaleDir = tempDir('bench-scale-');
@@ -204,10 +241,11 @@ console.log(
       loadAvg1mAtEnd: Number(loadavg()[0]!.toFixed(2)),
       ratios: {
         // CPU-second ratios are what the wall ratios would be on an idle machine of the same cores, roughly.
-        cpuChunkedOverFfmpegSingle: Number((chunkedM.cpu / singleM.cpu).toFixed(3)),
-        cpuChunkedOverFfmpegNaive: Number((chunkedM.cpu / naiveM.cpu).toFixed(3)),
-        chunkedOverFfmpegSingle: Number((chunkedSec / singleSec).toFixed(3)),
-        chunkedOverFfmpegNaive: Number((chunkedSec / naiveSec).toFixed(3)),
+        // Each the median over rounds of that round's own ratio.
+        cpuChunkedOverFfmpegSingle: Number(medianOf(rounds.map((x) => x.chunked.cpu / x.single.cpu)).toFixed(3)),
+        cpuChunkedOverFfmpegNaive: Number(medianOf(rounds.map((x) => x.chunked.cpu / x.naive.cpu)).toFixed(3)),
+        chunkedOverFfmpegSingle: Number(medianOf(rounds.map((x) => x.chunked.wall / x.single.wall)).toFixed(3)),
+        chunkedOverFfmpegNaive: Number(medianOf(rounds.map((x) => x.chunked.wall / x.naive.wall)).toFixed(3)),
         videoBytesChunkedOverFfmpeg: Number((sum('chunkedBytes') / sum('ffmpegBytes')).toFixed(3)),
         scalingTwoParallelThreads1: Number((seqSec / parSec).toFixed(2)),
       },
