@@ -28,10 +28,10 @@ export interface ApiOptions {
    */
   partSizeBytes: number;
   /**
-   * Bytes of upload parts the process may hold in memory at once (VORA_UPLOAD_MEMORY_MIB, 32): a
-   * PATCH takes room for up to 2 parts (one filling from the request, one on its way to MinIO)
-   * when there is room and streams through memory; otherwise it goes through temp files on disk
-   * as @tus/s3-store does by default. 0 sends every PATCH through disk.
+   * Bytes of upload part buffers the process may hold (VORA_UPLOAD_MEMORY_MIB, 32): a PATCH takes
+   * a pair of part-sized buffers (one filling from the request, one on its way to MinIO) when there
+   * is room and streams through them; otherwise it goes through temp files on disk as
+   * @tus/s3-store does by default. 0 sends every PATCH through disk. See PartMemoryBudget (tus.ts).
    */
   partMemoryBytes: number;
   /** How long a request waits for another request's lock on the same upload before 423. */
