@@ -88,6 +88,21 @@ export function parseChecksumHeader(value: string): { algorithm: (typeof CHECKSU
   return { algorithm: algorithm as (typeof CHECKSUM_ALGORITHMS)[number], digest: digest.toString('base64') };
 }
 
+/**
+ * A request body that ends (rather than fails) when the client goes away mid-body: tus then stores
+ * what did arrive (whole parts, and the rest as the `.part` object), so the client resumes from
+ * there and not from the last whole part. Other errors still fail the body.
+ */
+async function* bodyUntilClosed(req: http.IncomingMessage): AsyncGenerator<Buffer> {
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) yield chunk;
+  } catch (err) {
+    const code = (err as { code?: string } | null)?.code;
+    if (req.destroyed && (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || (err as Error)?.message === 'aborted')) return;
+    throw err;
+  }
+}
+
 /** The API key of the tus request being handled (set in handle(), read by the store and hooks). */
 const requestKey = new AsyncLocalStorage<ApiKey>();
 
@@ -416,7 +431,7 @@ export function createTus(ctx: ApiContext): TusHandle {
     try {
       // Bodies (PATCH, creation-with-upload POST) reach tus as a stream of the socket's own
       // Buffers; srvx's NodeRequest adapts with Readable.toWeb, which copies every chunk.
-      const request = req.method === 'PATCH' || req.method === 'POST' ? webRequest(req, req) : (new NodeRequest({ req, res }) as unknown as Request);
+      const request = req.method === 'PATCH' || req.method === 'POST' ? webRequest(req, bodyUntilClosed(req)) : (new NodeRequest({ req, res }) as unknown as Request);
       await respond(res, await server.handleWeb(request));
     } catch (err) {
       await respond(res, errorResponse(err));

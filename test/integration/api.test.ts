@@ -701,6 +701,33 @@ describe('resume, locks, expiry, reconcile', () => {
     }
   });
 
+  it('a connection cut inside the first part keeps what arrived and resumes from it', async () => {
+    const data = randomBytes(3 * MiB); // under one 8 MiB part: what arrives becomes the .part object
+    const proxy = await cuttingProxy(new URL(base), Math.floor(data.length * 0.4));
+    const headOffsets: number[] = [];
+    try {
+      const { uploadId } = await tusUpload(
+        data,
+        { sha256: sha256(data) },
+        {
+          endpoint: `${proxy.url}/v1/uploads`,
+          chunkSize: Infinity,
+          retryDelays: [100, 500, 1000, 2000],
+          onAfterResponse(req, res) {
+            if (req.getMethod() === 'HEAD') headOffsets.push(Number(res.getHeader('Upload-Offset')));
+          },
+        },
+      );
+      expect(proxy.cut).toBe(true);
+      expect(headOffsets[0]).toBeGreaterThan(0);
+      expect(headOffsets[0]).toBeLessThan(data.length);
+      const src = await hashObject(s3, cfg.s3.bucket, sourceKeyOf(uploadId));
+      expect(src.sha256).toBe(sha256(data));
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('PostgreSQL advisory lock: one holder across processes, and the holder is asked to let go', async () => {
     const log = createLogger('lock-test', 'silent');
     const poolA = createPool(cfg, 4);

@@ -306,18 +306,21 @@ pub(super) fn write_packet(octx: &mut format::context::Output, pkt: &Packet, nam
     })
 }
 
+/// Writes a packet the rung's encoder returned to the rung's muxer.
+fn mux_encoded(rung: &mut Rung, pkt: &mut Packet) -> MediaResult<()> {
+    pkt.set_stream(0);
+    if pkt.duration() <= 0 {
+        pkt.set_duration(rung.frame_ticks);
+    }
+    pkt.rescale_ts(Rational::new(1, TICK), rung.video_tb);
+    write_packet(&mut rung.octx, pkt, &rung.name)
+}
+
 /// Drains one rung's encoder into its muxer.
 pub(super) fn drain_video_encoder(rung: &mut Rung, pkt: &mut Packet) -> MediaResult<()> {
     loop {
         match rung.enc.receive_packet(pkt) {
-            Ok(()) => {
-                pkt.set_stream(0);
-                if pkt.duration() <= 0 {
-                    pkt.set_duration(rung.frame_ticks);
-                }
-                pkt.rescale_ts(Rational::new(1, TICK), rung.video_tb);
-                write_packet(&mut rung.octx, pkt, &rung.name)?;
-            }
+            Ok(()) => mux_encoded(rung, pkt)?,
             Err(ff::Error::Eof) => return Ok(()),
             Err(e) if is_again(&e) => return Ok(()),
             Err(e) => return Err(map_err(ErrorCode::EncoderError, &format!("encode {}", rung.name), e)),
@@ -335,20 +338,13 @@ pub(super) fn drain_encoders_interleaved(rungs: &mut [Rung], pkt: &mut Packet) -
         open.retain(|&i| {
             let rung = &mut rungs[i];
             match rung.enc.receive_packet(pkt) {
-                Ok(()) => {
-                    pkt.set_stream(0);
-                    if pkt.duration() <= 0 {
-                        pkt.set_duration(rung.frame_ticks);
+                Ok(()) => match mux_encoded(rung, pkt) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                        false
                     }
-                    pkt.rescale_ts(Rational::new(1, TICK), rung.video_tb);
-                    match write_packet(&mut rung.octx, pkt, &rung.name) {
-                        Ok(()) => true,
-                        Err(e) => {
-                            failed.get_or_insert(e);
-                            false
-                        }
-                    }
-                }
+                },
                 Err(ff::Error::Eof) => false,
                 Err(e) if is_again(&e) => false,
                 Err(e) => {
