@@ -87,7 +87,7 @@ fn drain(chain: &mut AudioChain, sink: &mut Sink<'_>, aframe: &mut frame::Audio,
         }
     }
     loop {
-        let got = chain.graph.get("out").map(|mut c| c.sink().frame(afilt));
+        let got = super::hls::next_filtered(&mut chain.graph, afilt);
         match got {
             Some(Ok(())) => {
                 #[allow(clippy::cast_possible_wrap)]

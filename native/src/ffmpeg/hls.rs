@@ -357,10 +357,20 @@ pub(super) fn drain_encoders_interleaved(rungs: &mut [Rung], pkt: &mut Packet) -
     failed.map_or(Ok(()), Err)
 }
 
+/// Pulls the next frame out of a graph's `out` sink into `frame`. buffersink moves a frame in
+/// without releasing what `frame` held (av_buffersink_get_frame wants a clean frame), so the
+/// previous one is released first: without this every filtered frame stayed allocated until the
+/// job ended (3.4 GB for a 20 s 1080p ladder, and the page faults cost ~10% more CPU than ffmpeg).
+pub(super) fn next_filtered(graph: &mut filter::Graph, frame: &mut ff::Frame) -> Option<Result<(), ff::Error>> {
+    // SAFETY: unref on a frame we own; it stays a valid, empty frame.
+    unsafe { ffi::av_frame_unref(frame.as_mut_ptr()) };
+    graph.get("out").map(|mut c| c.sink().frame(frame))
+}
+
 /// Pulls filtered frames for one rung, stamps the grid keyframe decision, encodes.
 fn drain_video_graph(rung: &mut Rung, filtered: &mut frame::Video, pkt: &mut Packet) -> MediaResult<()> {
     loop {
-        let got = rung.graph.get("out").map(|mut c| c.sink().frame(filtered));
+        let got = next_filtered(&mut rung.graph, filtered);
         match got {
             Some(Ok(())) => {}
             Some(Err(ff::Error::Eof)) | None => return Ok(()),
@@ -422,7 +432,7 @@ fn drain_audio(audio: &mut AudioChain, rungs: &mut [Rung], aframe: &mut frame::A
         }
     }
     loop {
-        let got = audio.graph.get("out").map(|mut c| c.sink().frame(afilt));
+        let got = next_filtered(&mut audio.graph, afilt);
         match got {
             Some(Ok(())) => {
                 audio.enc.send_frame(afilt).map_err(|e| map_err(ErrorCode::EncoderError, "encode aac", e))?;
