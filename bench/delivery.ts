@@ -21,19 +21,20 @@
 //     second's quota in a burst and so measures saturation again. Latency at saturation is queueing
 //     by construction (Little's law: connections / rate), so it is printed but not the verdict.
 //     Then rows/s of the gateway's EventBuffer landing the same rows in ClickHouse / one bulk
-//     INSERT of them (goal >= 0.8): --land-rounds pairs, alternating which goes first, each after
+//     INSERT of them, both TabSeparated (goal >= 0.8): --land-rounds pairs, alternating which goes first, each after
 //     ClickHouse's background merges of the previous one have finished; the median pair decides.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { PutBucketPolicyCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { EventBuffer } from '../src/analytics/buffer.ts';
 import { clickhouseSink, createClickhouse, ensureClickhouseSchema } from '../src/analytics/clickhouse.ts';
-import { toRow, type PlaybackEvent } from '../src/analytics/events.ts';
+import { EVENT_TSV_COLUMNS, tsvRow, type PlaybackEvent } from '../src/analytics/events.ts';
 import { REPO_ROOT } from '../src/common/config.ts';
 import { createS3 } from '../src/common/s3.ts';
 import { startGateway } from '../src/gateway/main.ts';
@@ -362,7 +363,7 @@ try {
     const got = gw.buffer.counters.accepted - accepted1;
     if (got !== r.ok * P.eventBatch) verdict('(c) events accepted = 202s x batch', got, String(r.ok * P.eventBatch), false);
 
-    // Landing: the gateway's EventBuffer (batches of 20,000, JSONEachRow) vs one bulk INSERT of
+    // Landing: the gateway's EventBuffer (batches of 20,000 TabSeparated rows) vs one bulk INSERT of
     // the same rows, each into its own fresh table, same ClickHouse.
     const rowsN = Math.min(Math.max(accepted, 100_000), 400_000);
     const events: PlaybackEvent[] = Array.from({ length: rowsN }, (_, i) => ({
@@ -401,8 +402,11 @@ try {
       await fresh('bench_bulk');
       await quiet();
       const t4 = performance.now();
-      const rows = events.map((e, i) => toRow(e, now, 'bulk', i));
-      await client.insert({ table: 'bench_bulk.playback_events', values: rows, format: 'JSONEachRow' });
+      // The same TabSeparated rows the buffer writes, all in one INSERT.
+      const sec = Math.floor(now / 1000);
+      const tsv = Buffer.from(events.map((e, i) => tsvRow(e, sec, 'bulk', i)).join(''), 'utf8');
+      const r = await client.exec({ query: `INSERT INTO bench_bulk.playback_events (${EVENT_TSV_COLUMNS.join(', ')}) FORMAT TabSeparated`, values: Readable.from([tsv], { objectMode: false }) });
+      for await (const _ of r.stream as AsyncIterable<unknown>) void _;
       const secs = (performance.now() - t4) / 1000;
       const n = await count('bench_bulk');
       if (n !== rowsN) verdict('(c) rows stored by bulk INSERT', n, String(rowsN), false);

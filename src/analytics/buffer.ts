@@ -1,24 +1,40 @@
-// Bounded in-memory event buffer between the gateway's POST /v1/events and ClickHouse.
+// Bounded event buffer between the gateway's POST /v1/events and ClickHouse.
 //
-// - push() never waits: the gateway answers 202 at once.
-// - Batches go to the sink by size (batchSize) or age (flushIntervalMs), one at a time, oldest first.
-// - A failed batch is retried with exponential backoff under the same batch_id (the ClickHouse sink
-//   makes retries idempotent, see clickhouse/001_events.sql).
-// - While ClickHouse is down the buffer fills; past maxBuffered the buffered events are spilled to
-//   files under spoolDir (one batch per file, written atomically) and replayed once the sink works
-//   again, also after a restart. Past maxSpoolBytes events are dropped and counted.
+// - push() never waits: the gateway answers 202 at once. Each accepted event is written right away
+//   as a TabSeparated row into byte slabs of the open batch, which has its batch id from the start
+//   (event ids are `{batch_id}:{index}`). Buffered events are bytes off the V8 heap, not objects:
+//   100,000 buffered event objects were what the young-generation GC kept copying and promoting,
+//   the stalls behind the gateway's slowest 202s, and building rows for a 20,000-event batch in
+//   one go stalled it again.
+// - The open batch is sealed by size (batchSize) or age (flushIntervalMs); sealed batches go to the
+//   sink one at a time, oldest first, as one TabSeparated INSERT.
+// - A failed batch is retried with exponential backoff with the same rows (same ids); the
+//   ClickHouse sink makes retries idempotent (see clickhouse/001_events.sql).
+// - While ClickHouse is down the buffer fills; past maxBuffered the oldest sealed batches are
+//   spilled to files under spoolDir (one batch per file, written atomically) and replayed once the
+//   sink works again, also after a restart. Past maxSpoolBytes events are dropped and counted.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../common/log.ts';
-import { toRow, type EventRow, type PlaybackEvent } from './events.ts';
+import { eventRowToTsv, parseTsvRows, tsvRow, type EventRow, type PlaybackEvent } from './events.ts';
 
+/** What the sink writes: TabSeparated rows (EVENT_TSV_COLUMNS) of one or more accept-time batches. */
 export interface Batch {
+  /** The batch's id; several joined by '+' when a backlog is drained in one insert. */
   batchId: string;
-  rows: EventRow[];
+  /** The batch_id values of its rows (a retry asks ClickHouse how many of them are stored). */
+  batchIds: string[];
+  rows: number;
+  tsv: Buffer[];
+  /** Distinct video ids of its rows (video_id leads the sorting key: the retry check names them). */
+  videoIds: string[];
 }
 /** Writes a batch; `retry` is true when the same batch may already be (partly) stored. */
 export type Sink = (batch: Batch, opts: { retry: boolean }) => Promise<void>;
+
+/** The rows of a batch, decoded (tests and tools; the buffer itself never decodes). */
+export const batchRows = (b: Batch): EventRow[] => parseTsvRows(Buffer.concat(b.tsv));
 
 export interface EventBufferOptions {
   sink: Sink;
@@ -56,13 +72,66 @@ interface InFlight extends Batch {
 
 export const newBatchId = () => `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
 
+/** Slab size: a 20,000-event batch is ~2.6 MB of rows, about ten slabs. */
+const SLAB_BYTES = 256 * 1024;
+
+/** The batch events are being accepted into: rows appended to byte slabs. */
+class OpenBatch {
+  readonly batchId = newBatchId();
+  rows = 0;
+  private readonly slabs: Buffer[] = [];
+  private slab: Buffer | null = null;
+  private pos = 0;
+  private readonly videos = new Set<string>();
+  constructor(readonly firstAt: number) {}
+
+  append(e: PlaybackEvent, receivedAtSec: number): void {
+    const row = tsvRow(e, receivedAtSec, this.batchId, this.rows);
+    // Rows are ASCII for validated events; the byte length is what is reserved either way.
+    const bytes = Buffer.byteLength(row, 'utf8');
+    if (!this.slab || this.pos + bytes > this.slab.length) {
+      if (this.slab) this.slabs.push(this.slab.subarray(0, this.pos));
+      this.slab = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, bytes));
+      this.pos = 0;
+    }
+    this.pos += this.slab.write(row, this.pos, 'utf8');
+    this.videos.add(e.videoId);
+    this.rows++;
+  }
+
+  seal(): Batch {
+    const tsv = this.slab ? [...this.slabs, this.slab.subarray(0, this.pos)] : this.slabs;
+    return { batchId: this.batchId, batchIds: [this.batchId], rows: this.rows, tsv, videoIds: [...this.videos] };
+  }
+}
+
+/** A batch of `events` as the buffer would seal it (tools and tests that call a sink directly). */
+export function batchOf(events: readonly PlaybackEvent[], receivedAt = Date.now()): Batch {
+  const b = new OpenBatch(receivedAt);
+  for (const e of events) b.append(e, Math.floor(receivedAt / 1000));
+  return b.seal();
+}
+
+/** Several sealed batches as one insert (a backlog drains in fewer, larger inserts). */
+function merge(batches: Batch[]): Batch {
+  if (batches.length === 1) return batches[0]!;
+  const batchIds = batches.flatMap((b) => b.batchIds);
+  return {
+    batchId: batchIds.join('+'),
+    batchIds,
+    rows: batches.reduce((n, b) => n + b.rows, 0),
+    tsv: batches.flatMap((b) => b.tsv),
+    videoIds: [...new Set(batches.flatMap((b) => b.videoIds))],
+  };
+}
+
 export class EventBuffer {
   readonly counters: BufferCounters = { accepted: 0, flushed: 0, spilled: 0, replayed: 0, dropped: 0, failures: 0 };
-  private pending: { e: PlaybackEvent; at: number }[] = [];
-  private oldestAt = 0;
+  private open: OpenBatch | null = null;
+  /** Sealed batches waiting for the sink, oldest first, and their rows. */
+  private sealed: Batch[] = [];
+  private sealedRows = 0;
   private inflight: InFlight | null = null;
-  /** Events taken for the next batch while its rows are built (in slices, see buildBatch). */
-  private building: { e: PlaybackEvent; at: number }[] | null = null;
   private pumping: Promise<void> | null = null;
   private retryAt = 0;
   private backoff: number;
@@ -104,27 +173,34 @@ export class EventBuffer {
   }
 
   /** Takes validated events; returns how many were accepted (all of them: overflow goes to disk). */
-  push(events: PlaybackEvent[], receivedAt = Date.now()): number {
+  push(events: readonly PlaybackEvent[], receivedAt = Date.now()): number {
+    const sec = Math.floor(receivedAt / 1000);
     if (this.closed) {
-      this.spill(events.map((e) => ({ e, at: receivedAt })));
+      const b = new OpenBatch(receivedAt);
+      for (const e of events) b.append(e, sec);
+      this.spillBatch(b.seal());
       this.counters.accepted += events.length;
       return events.length;
     }
-    if (this.pending.length === 0) this.oldestAt = receivedAt;
-    for (const e of events) this.pending.push({ e, at: receivedAt });
-    this.counters.accepted += events.length;
-    // Memory stays bounded: the oldest events go to disk, one batch-sized file at a time (each a
-    // short synchronous write, instead of one long stall for the whole buffer).
-    while (this.pending.length > this.o.maxBuffered) {
-      this.spill(this.pending.splice(0, Math.min(this.o.batchSize, this.pending.length - this.o.maxBuffered + this.o.batchSize)));
-      this.oldestAt = this.pending[0]?.at ?? 0;
+    for (const e of events) {
+      this.open ??= new OpenBatch(receivedAt);
+      this.open.append(e, sec);
+      if (this.open.rows >= this.o.batchSize) this.sealOpen();
     }
-    if (this.pending.length >= this.o.batchSize) this.kick();
+    this.counters.accepted += events.length;
+    // Memory stays bounded: the oldest sealed batches go to disk, one file each.
+    while (this.sealedRows + (this.open?.rows ?? 0) > this.o.maxBuffered) {
+      if (this.sealed.length === 0) this.sealOpen();
+      const oldest = this.sealed.shift()!;
+      this.sealedRows -= oldest.rows;
+      this.spillBatch(oldest);
+    }
+    if (this.sealed.length > 0) this.kick();
     return events.length;
   }
 
   get buffered(): number {
-    return this.pending.length + (this.inflight?.rows.length ?? 0) + (this.building?.length ?? 0);
+    return this.sealedRows + (this.open?.rows ?? 0) + (this.inflight && !this.inflight.spoolFile ? this.inflight.rows : 0);
   }
 
   stats() {
@@ -133,7 +209,6 @@ export class EventBuffer {
 
   /** Sends everything buffered now (ignoring the age rule); resolves when the pump is idle. */
   async flush(): Promise<void> {
-    this.oldestAt = 0;
     this.kick(true);
     while (this.pumping) await this.pumping;
   }
@@ -147,20 +222,28 @@ export class EventBuffer {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.timer = this.retryTimer = null;
     const until = Date.now() + deadlineMs;
-    while (Date.now() < until && (this.pending.length > 0 || this.inflight) && this.failingSince() === 0) {
+    while (Date.now() < until && (this.open || this.sealed.length > 0 || this.inflight) && this.failingSince() === 0) {
       await Promise.race([this.flush(), sleep(until - Date.now())]);
     }
     this.closed = true;
     if (this.inflight && !this.inflight.spoolFile) this.spillBatch(this.inflight);
     this.inflight = null;
-    if (this.building) this.spill(this.building);
-    this.building = null;
-    const rest = this.pending;
-    this.pending = [];
-    this.spill(rest);
+    if (this.open) this.sealOpen();
+    for (const b of this.sealed) this.spillBatch(b);
+    this.sealed = [];
+    this.sealedRows = 0;
   }
 
   // --- internals -------------------------------------------------------------------------------
+
+  private sealOpen(): void {
+    if (!this.open) return;
+    const b = this.open.seal();
+    this.open = null;
+    if (b.rows === 0) return;
+    this.sealed.push(b);
+    this.sealedRows += b.rows;
+  }
 
   private failingSince(): number {
     return this.retryAt;
@@ -186,20 +269,7 @@ export class EventBuffer {
   private async pump(force: boolean): Promise<void> {
     for (;;) {
       if (this.closed) return;
-      if (!this.inflight) {
-        const next = this.nextBatch(force);
-        if (next && 'items' in next) {
-          // Rows are built in slices with the event loop running in between: a 20,000-event
-          // batch built at once would stall the gateway's 202 answers for tens of milliseconds.
-          this.building = next.items;
-          const built = await this.buildBatch(next.items);
-          if (this.closed || this.building !== next.items) return; // close() spilled them
-          this.building = null;
-          this.inflight = { ...built, attempts: 0 };
-        } else {
-          this.inflight = next;
-        }
-      }
+      this.inflight ??= this.nextBatch(force);
       const b = this.inflight;
       if (!b) return;
       try {
@@ -227,49 +297,39 @@ export class EventBuffer {
       }
       this.retryAt = 0;
       this.backoff = this.o.backoffMinMs;
-      this.counters.flushed += b.rows.length;
+      this.counters.flushed += b.rows;
       if (b.spoolFile) {
-        this.counters.replayed += b.rows.length;
+        this.counters.replayed += b.rows;
         this.removeSpoolFile(b.spoolFile);
       }
       this.inflight = null;
     }
   }
 
-  private nextBatch(force: boolean): InFlight | { items: { e: PlaybackEvent; at: number }[] } | null {
-    const due = force || this.pending.length >= this.o.batchSize || Date.now() - this.oldestAt >= this.o.flushIntervalMs;
-    if (this.pending.length > 0 && due) {
+  private nextBatch(force: boolean): InFlight | null {
+    if (this.sealed.length === 0 && this.open && (force || Date.now() - this.open.firstAt >= this.o.flushIntervalMs)) this.sealOpen();
+    if (this.sealed.length > 0) {
       // A backlog (ClickHouse was slow or down) goes in larger inserts: fewer parts, more rows/s.
-      // (whole multiples of batchSize, so what is left keeps the size/age rule).
-      const bs = this.o.batchSize;
-      const size = this.pending.length >= 3 * bs ? Math.max(bs, Math.floor(Math.min(this.pending.length, this.o.maxBatchRows) / bs) * bs) : bs;
-      const take = this.pending.splice(0, size);
-      this.oldestAt = this.pending[0]?.at ?? 0;
-      return { items: take };
+      const take = [this.sealed.shift()!];
+      let rows = take[0]!.rows;
+      if (this.sealedRows >= 3 * this.o.batchSize) {
+        while (this.sealed.length > 0 && rows + this.sealed[0]!.rows <= this.o.maxBatchRows) {
+          const b = this.sealed.shift()!;
+          take.push(b);
+          rows += b.rows;
+        }
+      }
+      this.sealedRows -= rows;
+      return { ...merge(take), attempts: 0 };
     }
-    // Spooled batches go after fresh ones, and only while the sink is not failing.
-    if (this.pending.length === 0 || !due) {
+    // Spooled batches go after fresh ones, and only while nothing fresh is due.
+    if (!this.open || !force) {
       for (const f of this.spoolFiles()) {
         const loaded = this.loadSpool(f);
         if (loaded) return { ...loaded, attempts: 0, spoolFile: f };
       }
     }
     return null;
-  }
-
-  private async buildBatch(items: { e: PlaybackEvent; at: number }[], slice = 2_000): Promise<Batch> {
-    const batchId = newBatchId();
-    const rows: EventRow[] = new Array(items.length);
-    for (let i = 0; i < items.length; i++) {
-      if (i > 0 && i % slice === 0) await new Promise((r) => setImmediate(r));
-      rows[i] = toRow(items[i]!.e, items[i]!.at, batchId, i);
-    }
-    return { batchId, rows };
-  }
-
-  private makeBatch(items: { e: PlaybackEvent; at: number }[]): Batch {
-    const batchId = newBatchId();
-    return { batchId, rows: items.map((it, i) => toRow(it.e, it.at, batchId, i)) };
   }
 
   private scheduleRetry(ms: number): void {
@@ -282,37 +342,32 @@ export class EventBuffer {
     this.retryTimer.unref();
   }
 
-  private spill(items: { e: PlaybackEvent; at: number }[]): void {
-    for (let i = 0; i < items.length; i += this.o.batchSize) {
-      this.spillBatch(this.makeBatch(items.slice(i, i + this.o.batchSize)));
-    }
-  }
-
   /** One batch per file, written to a temp name and renamed, so a crash never leaves half a batch. */
   private spillBatch(b: Batch): void {
-    if (b.rows.length === 0) return;
-    const data = b.rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
+    if (b.rows === 0) return;
+    const data = Buffer.concat(b.tsv);
     if (this.spoolBytes + data.length > this.o.maxSpoolBytes) {
-      this.counters.dropped += b.rows.length;
-      this.o.log?.error({ batchId: b.batchId, events: b.rows.length }, 'event spool full; events dropped');
+      this.counters.dropped += b.rows;
+      this.o.log?.error({ batchId: b.batchId, events: b.rows }, 'event spool full; events dropped');
       return;
     }
-    const name = `${Date.now().toString().padStart(15, '0')}-${b.batchId}.jsonl`;
+    const name = `${Date.now().toString().padStart(15, '0')}-${b.batchIds[0]}.tsv`;
     const file = path.join(this.o.spoolDir, name);
     try {
       fs.writeFileSync(file + '.tmp', data);
       fs.renameSync(file + '.tmp', file);
       this.spoolBytes += data.length;
-      this.counters.spilled += b.rows.length;
+      this.counters.spilled += b.rows;
     } catch (err) {
-      this.counters.dropped += b.rows.length;
+      this.counters.dropped += b.rows;
       this.o.log?.error({ err: String(err), batchId: b.batchId }, 'cannot write event spool; events dropped');
     }
   }
 
   private spoolFiles(): string[] {
     try {
-      return fs.readdirSync(this.o.spoolDir).filter((f) => f.endsWith('.jsonl')).sort();
+      // .jsonl: JSONEachRow files spooled by versions before the TabSeparated buffer.
+      return fs.readdirSync(this.o.spoolDir).filter((f) => f.endsWith('.tsv') || f.endsWith('.jsonl')).sort();
     } catch {
       return [];
     }
@@ -320,10 +375,14 @@ export class EventBuffer {
 
   private loadSpool(f: string): Batch | null {
     try {
-      const text = fs.readFileSync(path.join(this.o.spoolDir, f), 'utf8');
-      const rows = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as EventRow);
+      const raw = fs.readFileSync(path.join(this.o.spoolDir, f));
+      const tsv = f.endsWith('.jsonl')
+        ? Buffer.from(raw.toString('utf8').split('\n').filter(Boolean).map((l) => eventRowToTsv(JSON.parse(l) as Partial<EventRow>)).join(''), 'utf8')
+        : raw;
+      const rows = parseTsvRows(tsv);
       if (rows.length === 0) throw new Error('empty spool file');
-      return { batchId: rows[0]!.batch_id, rows };
+      const batchIds = [...new Set(rows.map((r) => r.batch_id))];
+      return { batchId: batchIds.join('+'), batchIds, rows: rows.length, tsv: [tsv], videoIds: [...new Set(rows.map((r) => r.video_id))] };
     } catch (err) {
       this.o.log?.error({ err: String(err), file: f }, 'unreadable spool file set aside');
       this.renameBad(f);
@@ -332,7 +391,7 @@ export class EventBuffer {
   }
 
   private quarantine(b: InFlight): void {
-    this.counters.dropped += b.rows.length;
+    this.counters.dropped += b.rows;
     this.o.log?.error({ batchId: b.batchId, file: b.spoolFile }, 'spooled batch keeps failing; set aside as .bad');
     this.renameBad(b.spoolFile!);
   }

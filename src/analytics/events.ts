@@ -102,7 +102,8 @@ export function fastCheckAccepts(list: unknown): boolean {
   return fastCheck(list);
 }
 
-/** A row of vora.playback_events (clickhouse/001_events.sql), JSONEachRow-ready. */
+/** A row of vora.playback_events (clickhouse/001_events.sql), as spool files of older versions
+ *  (JSONEachRow) hold it and as parseTsvRows reads TabSeparated rows back. */
 export interface EventRow {
   event_id: string;
   // Sent explicitly: 18.16's JSONEachRow fills omitted columns with the type's zero, not with their
@@ -151,4 +152,54 @@ export function toRow(e: PlaybackEvent, receivedAtMs: number, batchId: string, i
     position_sec: e.positionSec,
     batch_id: batchId,
   };
+}
+
+/** Columns of a TabSeparated row (tsvRow), in order: the INSERT names them. */
+export const EVENT_TSV_COLUMNS = [
+  'event_id', 'event_date', 'ts', 'ts_ms', 'received_at', 'video_id', 'session_id', 'type',
+  'segment', 'bandwidth', 'watch_time_sec', 'position_sec', 'batch_id',
+] as const;
+
+// TabSeparated escaping. Validated ids and types never need it (their patterns exclude these
+// characters); it is here so that no caller can break a row.
+const TSV_SPECIAL = /[\\\t\n\r]/;
+const TSV_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+const tsvText = (s: string): string => (TSV_SPECIAL.test(s) ? s.replace(/[\\\t\n\r]/g, (c) => TSV_ESCAPES[c]!) : s);
+const tsvInt = (n: number | null): string => (n === null ? '\\N' : String(n));
+// String(1e-7) is "1e-7"; plain decimals read the same in every ClickHouse version.
+const tsvFloat = (n: number | null): string => (n === null ? '\\N' : n !== 0 && Math.abs(n) < 1e-6 ? n.toFixed(12) : String(n));
+
+/**
+ * One event as a TabSeparated row (EVENT_TSV_COLUMNS, newline-terminated). This is what the gateway
+ * buffers: ClickHouse 18.16 parses TabSeparated several times faster than JSONEachRow, and a row
+ * written into a byte buffer at accept time keeps buffered events off the V8 heap.
+ */
+export function tsvRow(e: PlaybackEvent, receivedAtSec: number, batchId: string, index: number): string {
+  return `${batchId}:${index}\t${utcDate(e.ts)}\t${Math.floor(e.ts / 1000)}\t${e.ts % 1000}\t${receivedAtSec}\t${tsvText(e.videoId)}\t${tsvText(e.sessionId)}\t${tsvText(e.type)}\t${tsvInt(e.segment)}\t${tsvInt(e.bandwidth)}\t${tsvFloat(e.watchTimeSec)}\t${tsvFloat(e.positionSec)}\t${batchId}\n`;
+}
+
+/** An EventRow (a legacy JSONEachRow spool line) as a TabSeparated row. */
+export function eventRowToTsv(r: Partial<EventRow>): string {
+  const text = (v: unknown) => tsvText(v === undefined || v === null ? '' : String(v));
+  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+  return `${text(r.event_id)}\t${text(r.event_date)}\t${num(r.ts) ?? 0}\t${num(r.ts_ms) ?? 0}\t${num(r.received_at) ?? 0}\t${text(r.video_id)}\t${text(r.session_id)}\t${text(r.type)}\t${tsvInt(num(r.segment))}\t${tsvInt(num(r.bandwidth))}\t${tsvFloat(num(r.watch_time_sec))}\t${tsvFloat(num(r.position_sec))}\t${text(r.batch_id)}\n`;
+}
+
+const TSV_UNESCAPES: Record<string, string> = { '\\\\': '\\', '\\t': '\t', '\\n': '\n', '\\r': '\r' };
+
+/** TabSeparated rows (tsvRow) read back: spool replay needs their batch and video ids, tests their values. */
+export function parseTsvRows(tsv: Buffer | string): EventRow[] {
+  const rows: EventRow[] = [];
+  for (const line of tsv.toString('utf8').split('\n')) {
+    if (!line) continue;
+    const f = line.split('\t').map((v) => (v === '\\N' ? null : v.replace(/\\[\\tnr]/g, (c) => TSV_UNESCAPES[c]!)));
+    if (f.length !== EVENT_TSV_COLUMNS.length) throw new Error(`a row has ${f.length} columns, not ${EVENT_TSV_COLUMNS.length}`);
+    const n = (v: string | null) => (v === null ? null : Number(v));
+    rows.push({
+      event_id: f[0]!, event_date: f[1]!, ts: Number(f[2]), ts_ms: Number(f[3]), received_at: Number(f[4]),
+      video_id: f[5]!, session_id: f[6]!, type: f[7]!, segment: n(f[8] ?? null), bandwidth: n(f[9] ?? null),
+      watch_time_sec: n(f[10] ?? null), position_sec: n(f[11] ?? null), batch_id: f[12]!,
+    });
+  }
+  return rows;
 }

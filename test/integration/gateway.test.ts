@@ -8,9 +8,9 @@ import path from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventBuffer } from '../../src/analytics/buffer.ts';
+import { EventBuffer, batchOf } from '../../src/analytics/buffer.ts';
 import { clickhouseSink, createClickhouse, ensureClickhouseSchema, videoAnalytics } from '../../src/analytics/clickhouse.ts';
-import { toRow, type PlaybackEvent } from '../../src/analytics/events.ts';
+import { type PlaybackEvent } from '../../src/analytics/events.ts';
 import type { VoraConfig } from '../../src/common/config.ts';
 import { signPlaybackToken } from '../../src/common/playback-token.ts';
 import { createS3 } from '../../src/common/s3.ts';
@@ -628,7 +628,7 @@ describe('events into ClickHouse 18.16', () => {
     });
     await ensureClickhouseSchema(legacy);
     const ev: PlaybackEvent = { videoId: VID, sessionId: 'legacy', type: 'play', ts: Date.now(), segment: null, bandwidth: null, watchTimeSec: null, positionSec: null };
-    await clickhouseSink(ch, 'vora_legacy')({ batchId: 'l1', rows: [toRow(ev, Date.now(), 'l1', 0)] }, { retry: false });
+    await clickhouseSink(ch, 'vora_legacy')(batchOf([ev]), { retry: false });
     expect((await videoAnalytics(VID, { cfg: legacy, client: ch })).views).toBe(1);
     await ch.command({ query: 'DROP DATABASE vora_legacy' });
     await ch.close();
@@ -639,7 +639,7 @@ describe('events into ClickHouse 18.16', () => {
     const ch = createClickhouse(cfg);
     const sink = clickhouseSink(ch);
     const ev: PlaybackEvent = { videoId: VID2, sessionId: 's', type: 'segment_fetched', ts: Date.now(), segment: 0, bandwidth: 1, watchTimeSec: null, positionSec: null };
-    const batch = { batchId: 'retry-batch', rows: [0, 1, 2].map((i) => toRow({ ...ev, segment: i }, Date.now(), 'retry-batch', i)) };
+    const batch = batchOf([0, 1, 2].map((i) => ({ ...ev, segment: i })));
     await sink(batch, { retry: false });
     await sink(batch, { retry: false }); // an attempt whose answer was lost, resent blindly
     await sink(batch, { retry: true }); // a retry: sees the batch stored, skips
@@ -664,7 +664,7 @@ describe('events into ClickHouse 18.16', () => {
     await down.close();
     expect(b1.counters.flushed).toBe(0);
     expect(b1.counters.spilled).toBe(250);
-    expect(fs.readdirSync(spoolDir).filter((f) => f.endsWith('.jsonl')).length).toBeGreaterThan(0);
+    expect(fs.readdirSync(spoolDir).filter((f) => f.endsWith('.tsv')).length).toBeGreaterThan(0);
 
     const up = createClickhouse(cfg);
     const b2 = new EventBuffer({ sink: clickhouseSink(up), spoolDir, flushIntervalMs: 20 }).start();

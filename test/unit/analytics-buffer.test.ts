@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { EventBuffer, type Batch } from '../../src/analytics/buffer.ts';
+import { EventBuffer, batchRows, type Batch } from '../../src/analytics/buffer.ts';
 import type { PlaybackEvent } from '../../src/analytics/events.ts';
 import { splitSql, quoteString, clickhouseErrorCode } from '../../src/analytics/clickhouse.ts';
 
@@ -43,7 +43,7 @@ function fakeSink() {
     up: true,
     stored,
     calls,
-    rows: () => [...stored.values()].flatMap((b) => b.rows),
+    rows: () => [...stored.values()].flatMap(batchRows),
     sink: async (b: Batch, o: { retry: boolean }) => {
       calls.push({ batchId: b.batchId, retry: o.retry });
       if (!s.up) throw new Error('ECONNREFUSED');
@@ -72,7 +72,7 @@ describe('EventBuffer', () => {
     b.push(evs(95));
     b.start();
     await until(() => f.rows().length === 90);
-    expect([...f.stored.values()].map((x) => x.rows.length)).toEqual([40, 40, 10]);
+    expect([...f.stored.values()].map((x) => x.rows)).toEqual([40, 40, 10]);
     await b.close();
     expect(f.rows().length).toBe(95);
     expect(new Set(f.rows().map((r) => r.segment)).size).toBe(95);
@@ -112,7 +112,7 @@ describe('EventBuffer', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(b.counters.spilled).toBeGreaterThan(0);
     expect(b.buffered).toBeLessThanOrEqual(40); // memory stays bounded (pending + one in flight)
-    expect(fs.readdirSync(dir).filter((n) => n.endsWith('.jsonl')).length).toBeGreaterThan(0);
+    expect(fs.readdirSync(dir).filter((n) => n.endsWith('.tsv')).length).toBeGreaterThan(0);
     f.up = true;
     await until(() => new Set(f.rows().map((r) => r.session_id)).size === 100);
     await until(() => fs.readdirSync(dir).length === 0);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_EVENTS_PER_BATCH, fastCheckAccepts, parseEventBatch, toRow } from '../../src/analytics/events.ts';
+import { EVENT_TSV_COLUMNS, MAX_EVENTS_PER_BATCH, eventRowToTsv, fastCheckAccepts, parseEventBatch, parseTsvRows, toRow, tsvRow } from '../../src/analytics/events.ts';
 
 const VID = 'vid_abcdefghijklmnopqrst';
 const NOW = Date.parse('2026-01-10T12:00:00Z');
@@ -112,13 +112,29 @@ describe('toRow', () => {
   });
 });
 
-describe('jsonEachRowStream', () => {
-  it('produces the JSONEachRow text of the rows in slices', async () => {
-    const { jsonEachRowStream } = await import('../../src/analytics/clickhouse.ts');
-    const rows = Array.from({ length: 1234 }, (_, i) => ({ a: i, s: `x"${i}` }));
-    const chunks: string[] = [];
-    for await (const c of jsonEachRowStream(rows, 500)) chunks.push(String(c));
-    expect(chunks.length).toBe(3);
-    expect(chunks.join('')).toBe(rows.map((r) => JSON.stringify(r) + '\n').join(''));
+describe('TabSeparated rows', () => {
+  const e = { videoId: VID, sessionId: 'sess-1', type: 'watch_time' as const, ts: NOW + 1234, segment: null, bandwidth: 5, watchTimeSec: 12.5, positionSec: 1e-7 };
+
+  it('hold the same values as toRow, column for column, and read back', () => {
+    const line = tsvRow(e, Math.floor((NOW + 2000) / 1000), 'b1', 7);
+    expect(line.endsWith('\n')).toBe(true);
+    expect(line.split('\t')).toHaveLength(EVENT_TSV_COLUMNS.length);
+    const [back] = parseTsvRows(line);
+    expect(back).toEqual({ ...toRow(e, NOW + 2000, 'b1', 7), position_sec: 1e-7 });
+    // Tiny floats go out as plain decimals, not "1e-7".
+    expect(line).toContain('\t0.000000100000\t');
+    expect(line).toContain('\t\\N\t'); // null segment
+  });
+
+  it('escape tabs, newlines and backslashes so no value can break a row', () => {
+    const bad = { ...e, sessionId: 'a\tb\nc\\d' };
+    const line = tsvRow(bad, 1, 'b2', 0);
+    expect(line.split('\n')).toHaveLength(2); // one row, one terminator
+    expect(parseTsvRows(line)[0]!.session_id).toBe('a\tb\nc\\d');
+  });
+
+  it('convert legacy JSONEachRow spool rows', () => {
+    const row = toRow(e, NOW, 'b3', 1);
+    expect(parseTsvRows(eventRowToTsv(row))).toEqual([{ ...row, position_sec: 1e-7 }]);
   });
 });
