@@ -3,6 +3,7 @@
 // naive chunked way (one ffmpeg process per (chunk, rendition)).
 //
 // Run: npx tsx bench/media-pipeline.ts [--full] [--preset veryfast] [--rounds N] [--chunk-sec S]
+//                                      [--slots N] [--threads N]
 //   default: 1080p30, 10 s of moving, grainy footage, 1 round (a few minutes on 2 cores)
 //   --full:  1080p30, 60 s (the issue's setting), 2 rounds (about 10 minutes on 2 cores)
 // Timings are wall-clock on a shared machine: every figure is a ratio between runs made in the
@@ -25,6 +26,8 @@ import {
   type Chunk,
 } from '../src/media/index.ts';
 import { makeClip, psnr, tempDir } from '../test/fixtures/generate.ts';
+import { chunkTargetFor, DEFAULT_SETTINGS } from '../src/worker/activities/index.ts';
+import { encodeLanes } from '../src/worker/encode-lanes.ts';
 
 const full = process.argv.includes('--full');
 const presetArg = process.argv.indexOf('--preset');
@@ -42,9 +45,17 @@ const stealSec = (): number => {
   }
 };
 const chunkArg = process.argv.indexOf('--chunk-sec');
-// The worker's default is 12 (VORA_CHUNK_SEC); 10 kept as the --full default so runs compare.
-const targetSec = chunkArg > 0 ? Number(process.argv[chunkArg + 1]) : full ? 10 : 4;
+// The worker's chunk length for this source (VORA_CHUNK_SEC, whole segments) unless --chunk-sec.
+const targetSec = chunkArg > 0 ? Number(process.argv[chunkArg + 1]) : chunkTargetFor(durationSec, DEFAULT_SETTINGS);
 const SEG = 4;
+// Chunk encodes run as the worker runs them (src/worker/encode-lanes.ts): one single-threaded encode
+// per core unless --slots / --threads say otherwise (--slots 1 --threads 0: one encode at a time,
+// FFmpeg's own threads, the layout before encode lanes).
+const flagOf = (name: string): string | undefined => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : undefined;
+};
+const lanes = encodeLanes(availableParallelism(), { VORA_WORKER_ENCODE_SLOTS: flagOf('slots'), VORA_ENCODE_THREADS: flagOf('threads') });
 const FPS = 30;
 const ladder = DEFAULT_LADDER;
 
@@ -99,6 +110,8 @@ const inputs = {
   preset,
   segmentSec: SEG,
   chunkTargetSec: targetSec,
+  encodeSlots: lanes.slots,
+  threadsPerEncode: lanes.threads,
   cores: availableParallelism(),
   loadAvg1mAtStart: Number(loadavg()[0]!.toFixed(2)),
   fixtureGenSec: Number(genSec.toFixed(1)),
@@ -106,7 +119,7 @@ const inputs = {
 console.log(JSON.stringify({ inputs }));
 
 // 1. Chunked pipeline, every step as the worker runs it: probe, split, the chunk encodes in
-//    sequence with the audio encode beside them, packaging, master playlist.
+//    encode lanes with the audio encode beside them, packaging, master playlist.
 const steps: Record<string, number> = {};
 const runChunked = (root: string) => measured(async () => {
   const [p, tp] = await timed(() => probe(src));
@@ -116,14 +129,18 @@ const runChunked = (root: string) => measured(async () => {
   steps.split = ts;
   const encDir = path.join(root, 'chunks');
   const hls = path.join(root, 'hls');
-  // As the worker runs them: chunk encodes one after another (one encode slot on this host) and the
-  // audio encode beside them (its own activity in the worker's spare slot).
+  // As the worker runs them: chunk encodes in its encode lanes, taking the next chunk as one ends,
+  // and the audio encode beside them (its own activity in the worker's spare slot).
   const [[encoded, te], [audio, ta]] = await Promise.all([
     timed(async () => {
-      const out = [];
-      for (const [i, chunk] of chunks.entries()) {
-        out.push(await encodeChunk({ input: path.join(root, 'split', files[i]!.file), outDir: encDir, chunk, renditions: ladder, preset, segmentDurationSec: SEG, encoder: 'libx264' }));
-      }
+      const out: Awaited<ReturnType<typeof encodeChunk>>[] = [];
+      let next = 0;
+      const lane = async () => {
+        for (let i = next++; i < chunks.length; i = next++) {
+          out[i] = await encodeChunk({ input: path.join(root, 'split', files[i]!.file), outDir: encDir, chunk: chunks[i]!, renditions: ladder, preset, segmentDurationSec: SEG, encoder: 'libx264', threads: lanes.threads });
+        }
+      };
+      await Promise.all(Array.from({ length: lanes.slots }, lane));
       return out;
     }),
     timed(() => encodeAudio({ input: src, outDir: hls, segmentDurationSec: SEG })),

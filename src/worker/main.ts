@@ -15,6 +15,7 @@ import http from 'node:http';
 import { createMetrics, prom } from '../common/metrics.ts';
 import { prewarmVideo } from '../gateway/prewarm.ts';
 import { createActivities, settingsFromEnv } from './activities/index.ts';
+import { encodeLanes } from './encode-lanes.ts';
 import { loadFaults } from './faults.ts';
 
 const cfg = loadConfig();
@@ -23,7 +24,7 @@ const pool = createPool(cfg, 4);
 const s3 = createS3(cfg);
 const faults = loadFaults();
 if (faults.length) log.warn({ faults }, 'FAULT INJECTION ENABLED: this worker will crash on purpose');
-const encodeSlots = Number(process.env.VORA_WORKER_ENCODE_SLOTS ?? Math.max(1, Math.floor(os.availableParallelism() / 2))) + 1;
+const lanes = encodeLanes(os.availableParallelism());
 
 // Prometheus metrics on VORA_WORKER_METRICS_PORT (default 9464; 0 = any free port).
 const metrics = createMetrics('worker');
@@ -43,7 +44,7 @@ const worker = await Worker.create({
   taskQueue: cfg.temporal.taskQueue,
   workflowsPath: fileURLToPath(new URL('./workflows/index.ts', import.meta.url)),
   activities: createActivities({
-    cfg, pool, s3, log, media, ladder: ladderFromEnv(), faults, settings: settingsFromEnv(),
+    cfg, pool, s3, log, media, ladder: ladderFromEnv(), faults, settings: { ...settingsFromEnv(), encodeThreads: lanes.threads },
     // Warm Varnish with the master, media playlists and first segments once a video is READY.
     onReady: async (videoId) => log.info(await prewarmVideo(cfg, videoId), 'cache pre-warmed'),
     onEncode: (e) => {
@@ -51,10 +52,9 @@ const worker = await Worker.create({
       if (!e.skipped) encodeSeconds.observe({ rendition: e.rendition }, e.ms / 1000);
     },
   }),
-  // Chunk encodes are CPU-bound and each native encode already uses several threads, so a worker
-  // takes one encode per two cores (at least one), plus one slot so that short bookkeeping
-  // activities (state mirroring, master playlist) are not stuck behind encodes.
-  maxConcurrentActivityTaskExecutions: encodeSlots,
+  // One single-threaded chunk encode per core (encode-lanes.ts), plus one slot so that short
+  // bookkeeping activities (state mirroring, master playlist) are not stuck behind encodes.
+  maxConcurrentActivityTaskExecutions: lanes.slots + 1,
   shutdownGraceTime: '30s',
   // Heartbeats reach the server at most this far apart, and cancellation (a deleted video) arrives
   // with a heartbeat's answer: the default (80% of the heartbeat timeout) would let an encode run

@@ -63,14 +63,17 @@ export interface ProcessingSettings {
   maxChunks: number;
   concurrency: number;
   preset: string;
+  /** Native threads per chunk encode (0: FFmpeg picks); the worker sets it from encodeLanes(). */
+  encodeThreads: number;
 }
 
 export const DEFAULT_SETTINGS: ProcessingSettings = {
   segmentDurationSec: 4,
-  chunkTargetSec: 12,
+  chunkTargetSec: 8,
   maxChunks: 120,
   concurrency: 4,
   preset: 'veryfast',
+  encodeThreads: 0,
 };
 
 export function settingsFromEnv(env: Record<string, string | undefined> = process.env): Partial<ProcessingSettings> {
@@ -260,6 +263,7 @@ export function createActivities(deps: ActivityDeps) {
             renditions: todo,
             segmentDurationSec: manifest.segmentDurationSec,
             preset: settings.preset,
+            threads: settings.encodeThreads,
             signal: Context.current().cancellationSignal,
           })
           .catch(mediaFailure);

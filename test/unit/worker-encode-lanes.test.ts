@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_SETTINGS, chunkTargetFor, settingsFromEnv } from '../../src/worker/activities/index.ts';
+import { encodeLanes } from '../../src/worker/encode-lanes.ts';
+
+describe('encodeLanes', () => {
+  it('runs one encode per core, two threads each, by default', () => {
+    expect(encodeLanes(2, {})).toEqual({ slots: 2, threads: 2 });
+    expect(encodeLanes(16, {})).toEqual({ slots: 16, threads: 2 });
+    expect(encodeLanes(1, {})).toEqual({ slots: 1, threads: 1 });
+  });
+
+  it('shares the cores among fewer slots when told to', () => {
+    expect(encodeLanes(16, { VORA_WORKER_ENCODE_SLOTS: '4' })).toEqual({ slots: 4, threads: 8 });
+    expect(encodeLanes(2, { VORA_WORKER_ENCODE_SLOTS: '1', VORA_ENCODE_THREADS: '0' })).toEqual({ slots: 1, threads: 0 });
+    expect(encodeLanes(2, { VORA_WORKER_ENCODE_SLOTS: '', VORA_ENCODE_THREADS: '' })).toEqual({ slots: 2, threads: 2 });
+    expect(encodeLanes(2, { VORA_ENCODE_THREADS: '1' })).toEqual({ slots: 2, threads: 1 });
+  });
+
+  it('refuses values that are not whole numbers', () => {
+    expect(() => encodeLanes(2, { VORA_WORKER_ENCODE_SLOTS: 'two' })).toThrow(/VORA_WORKER_ENCODE_SLOTS/);
+    expect(() => encodeLanes(2, { VORA_ENCODE_THREADS: '-1' })).toThrow(/VORA_ENCODE_THREADS/);
+  });
+});
+
+describe('chunk plan length', () => {
+  it('is whole segments, stretched for long sources', () => {
+    const s = { ...DEFAULT_SETTINGS, ...settingsFromEnv({}) };
+    expect(chunkTargetFor(60, s)).toBe(8);
+    expect(chunkTargetFor(60, { ...s, chunkTargetSec: 10 })).toBe(12); // rounded up to whole 4 s segments
+    expect(chunkTargetFor(7200, s) % s.segmentDurationSec).toBe(0);
+    expect(Math.ceil(7200 / chunkTargetFor(7200, s))).toBeLessThanOrEqual(s.maxChunks);
+  });
+});
