@@ -1,7 +1,9 @@
 // Delivery benchmark, self-contained: starts its own MinIO, PostgreSQL, ClickHouse, gateway
 // (in this process), Varnish and nginx on free loopback ports, and prints its inputs and ratios.
 //   npx tsx bench/delivery.ts [--duration 8] [--connections 32] [--players 500] [--segments 60]
-//                             [--segment-kib 16] [--event-batch 100] [--only a,b,c]
+//                             [--segment-kib 16] [--event-batch 100] [--only a,b,c] [--null-sink]
+// (--null-sink: the gateway's events go to a sink that discards them, to tell the gateway's own
+//  ack latency from what sharing the cores with ClickHouse adds.)
 //
 // (a) origin: requests/s of the gateway on a 1 KB playlist and a 1 MB segment, divided by Debian
 //     nginx proxy_pass to the same MinIO objects (anonymous-read bucket, upstream keep-alive, one
@@ -218,7 +220,7 @@ try {
   }
   s3.destroy();
 
-  const gw = await startGateway(cfg, { port: 0, live: false });
+  const gw = await startGateway(cfg, { port: 0, live: false, ...(args.includes('--null-sink') ? { buffer: new EventBuffer({ sink: async () => {}, spoolDir: path.join(dataDir, 'nullspool') }) } : {}) });
   const varnish = await startVarnish(renderVcl({ gatewayHost: '127.0.0.1', gatewayPort: gw.port }));
   servers.push(varnish);
   const nginx = await startNginx(minio.port);
@@ -341,20 +343,33 @@ try {
     const accepted1 = gw.buffer.counters.accepted;
     const loop2 = monitorEventLoopDelay({ resolution: 1 });
     loop2.enable();
+    const gcs: { kind: number; ms: number }[] = [];
+    const { PerformanceObserver } = await import('node:perf_hooks');
+    const gcObs = new PerformanceObserver((l) => { for (const e of l.getEntries()) gcs.push({ kind: (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0, ms: e.duration }); });
+    gcObs.observe({ entryTypes: ['gc'] });
+    const steal0 = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).map(Number);
     const bodyDir = tempDir('open-loop');
     fs.writeFileSync(path.join(bodyDir, 'body.json'), body);
+    // The generator stands in for players on other machines: at nice -5 (where permitted; nice(1)
+    // only warns otherwise) its own scheduling delays on the shared cores are less often charged to
+    // the gateway's latency.
     const { stdout: olOut } = await run(
-      process.execPath,
-      ['--import', 'tsx', path.join(REPO_ROOT, 'bench/lib/open-loop.ts'), `${G}/v1/events`, path.join(bodyDir, 'body.json'), String(rate), String(P.duration), '8'],
+      'nice',
+      ['-n', '-5', process.execPath, '--import', 'tsx', path.join(REPO_ROOT, 'bench/lib/open-loop.ts'), `${G}/v1/events`, path.join(bodyDir, 'body.json'), String(rate), String(P.duration), '8'],
       { cwd: REPO_ROOT },
     );
     fs.rmSync(bodyDir, { recursive: true, force: true });
     loop2.disable();
-    const ol = JSON.parse(olOut.trim().split('\n').at(-1)!) as { ok: number; failed: number; perSec: number; p50: number; p90: number; p99: number; p999: number; max: number };
+    gcObs.disconnect();
+    const steal1 = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).map(Number);
+    const byKind = new Map<number, number[]>();
+    for (const g of gcs) byKind.set(g.kind, [...(byKind.get(g.kind) ?? []), g.ms]);
+    log(`  DIAG gc: ${[...byKind].map(([k, v]) => `kind ${k}: n ${v.length} sum ${v.reduce((a, b) => a + b, 0).toFixed(0)} ms max ${Math.max(...v).toFixed(1)} ms`).join('; ')}; cpu jiffies user ${steal1[1]! - steal0[1]!} sys ${steal1[3]! - steal0[3]!} idle ${steal1[4]! - steal0[4]!} steal ${steal1[8]! - steal0[8]!}`);
+    const ol = JSON.parse(olOut.trim().split('\n').at(-1)!) as { ok: number; failed: number; perSec: number; p50: number; p90: number; p99: number; p999: number; max: number; clientLoopDelayP99: number; clientLoopDelayMax: number };
     const r = { ok: ol.ok, p99: ol.p99 };
     const rateEvPerSec = ol.perSec * P.eventBatch;
     log(
-      `  open loop at ${fmt(rate)} batches/s (${fmt(rate * P.eventBatch)} events/s offered), 8 connections: ${fmt(ol.perSec)} batches/s = ${fmt(rateEvPerSec)} events/s accepted (202: ${ol.ok}, failed ${ol.failed}); ack latency p50 ${ol.p50} ms, p90 ${ol.p90} ms, p99 ${ol.p99} ms, p99.9 ${ol.p999} ms, max ${ol.max} ms; gateway event-loop delay p99 ${(loop2.percentile(99) / 1e6).toFixed(1)} ms`,
+      `  open loop at ${fmt(rate)} batches/s (${fmt(rate * P.eventBatch)} events/s offered), 8 connections: ${fmt(ol.perSec)} batches/s = ${fmt(rateEvPerSec)} events/s accepted (202: ${ol.ok}, failed ${ol.failed}); ack latency p50 ${ol.p50} ms, p90 ${ol.p90} ms, p99 ${ol.p99} ms, p99.9 ${ol.p999} ms, max ${ol.max} ms; event-loop delay p99 / max: gateway ${(loop2.percentile(99) / 1e6).toFixed(1)} / ${(loop2.max / 1e6).toFixed(1)} ms, load generator ${ol.clientLoopDelayP99} / ${ol.clientLoopDelayMax} ms`,
     );
     verdict('(c) events/s accepted at the offered load', Math.round(rateEvPerSec), '>= 100,000', rateEvPerSec >= 100_000);
     verdict('(c) p99 ack latency ms at >= 100,000 events/s', r.p99, '< 5', r.p99 < 5 && rateEvPerSec >= 100_000);

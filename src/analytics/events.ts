@@ -203,3 +203,100 @@ export function parseTsvRows(tsv: Buffer | string): EventRow[] {
   }
   return rows;
 }
+
+// --- the buffer's row writer ---------------------------------------------------------------------
+
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/** Writes an integer's decimal digits at `pos`; returns the new position. */
+function putInt(buf: Buffer, pos: number, n: number): number {
+  if (n < 0) {
+    buf[pos++] = 0x2d; // '-'
+    n = -n;
+  }
+  let digits = 1;
+  for (let t = n; t >= 10; t = Math.floor(t / 10)) digits++;
+  if (n <= 0x7fffffff) {
+    // Small integers (every field but a bandwidth above 2^31): integer division, no doubles.
+    for (let i = pos + digits - 1; i >= pos; i--) {
+      const q = (n / 10) | 0;
+      buf[i] = 0x30 + n - q * 10;
+      n = q;
+    }
+  } else {
+    for (let i = pos + digits - 1; i >= pos; i--) {
+      buf[i] = 0x30 + (n % 10);
+      n = Math.floor(n / 10);
+    }
+  }
+  return pos + digits;
+}
+
+/**
+ * Writes `s` as TabSeparated text. Short plain-ASCII strings (ids, types, dates: all of them for
+ * validated events) are copied byte by byte here, cheaper than a call into Buffer.write; anything
+ * to escape or beyond ASCII takes the general path.
+ */
+function putText(buf: Buffer, pos: number, s: string): number {
+  if (s.length <= 64) {
+    let i = 0;
+    for (; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80 || c === 0x5c || c === 0x09 || c === 0x0a || c === 0x0d) break;
+      buf[pos + i] = c;
+    }
+    if (i === s.length) return pos + i;
+  }
+  const t = tsvText(s);
+  return pos + buf.write(t, pos, NON_ASCII.test(t) ? 'utf8' : 'latin1');
+}
+
+/** `\N`, TabSeparated's NULL. */
+function putNull(buf: Buffer, pos: number): number {
+  buf[pos] = 0x5c;
+  buf[pos + 1] = 0x4e;
+  return pos + 2;
+}
+
+/** Upper bound of the bytes writeTsvRow may write for `e` (escaping doubles, UTF-8 triples). */
+export function tsvRowRoom(e: PlaybackEvent, batchIdBytes: number): number {
+  return 2 * batchIdBytes + 6 * (e.videoId.length + e.sessionId.length + e.type.length) + 256;
+}
+
+/**
+ * tsvRow written straight into `buf` at `pos` (with at least tsvRowRoom bytes free): the same bytes,
+ * without building the row as a string. At 110,000 events/s the strings tsvRow builds were most of
+ * the gateway's garbage, and so of its young-generation collections. Returns the new position.
+ */
+export function writeTsvRow(buf: Buffer, pos: number, e: PlaybackEvent, receivedAtSec: number, batchId: Buffer, index: number): number {
+  const TAB = 0x09;
+  pos += batchId.copy(buf, pos);
+  buf[pos++] = 0x3a; // ':'
+  pos = putInt(buf, pos, index);
+  buf[pos++] = TAB;
+  pos = putText(buf, pos, utcDate(e.ts));
+  buf[pos++] = TAB;
+  pos = putInt(buf, pos, Math.floor(e.ts / 1000));
+  buf[pos++] = TAB;
+  pos = putInt(buf, pos, e.ts % 1000);
+  buf[pos++] = TAB;
+  pos = putInt(buf, pos, receivedAtSec);
+  buf[pos++] = TAB;
+  pos = putText(buf, pos, e.videoId);
+  buf[pos++] = TAB;
+  pos = putText(buf, pos, e.sessionId);
+  buf[pos++] = TAB;
+  pos = putText(buf, pos, e.type);
+  buf[pos++] = TAB;
+  pos = e.segment === null ? putNull(buf, pos) : putInt(buf, pos, e.segment);
+  buf[pos++] = TAB;
+  pos = e.bandwidth === null ? putNull(buf, pos) : putInt(buf, pos, e.bandwidth);
+  buf[pos++] = TAB;
+  pos = e.watchTimeSec === null ? putNull(buf, pos) : putText(buf, pos, tsvFloat(e.watchTimeSec));
+  buf[pos++] = TAB;
+  pos = e.positionSec === null ? putNull(buf, pos) : putText(buf, pos, tsvFloat(e.positionSec));
+  buf[pos++] = TAB;
+  pos += batchId.copy(buf, pos);
+  buf[pos++] = 0x0a;
+  return pos;
+}

@@ -178,6 +178,9 @@ const minio: ServiceDef = {
   },
 };
 
+/** Scheduling niceness of ClickHouse: analytics storage yields the CPU to serving on a shared host. */
+export const CLICKHOUSE_NICE = 10;
+
 function clickhouseConfig(ctx: StackContext): string {
   const d = dir(ctx, 'clickhouse');
   // ClickHouse 18.16 config: own paths and ports so it never touches /var/lib/clickhouse.
@@ -229,8 +232,14 @@ const clickhouse: ServiceDef = {
     fs.writeFileSync(path.join(d, 'config.xml'), clickhouseConfig(ctx));
     fs.writeFileSync(path.join(d, 'users.xml'), CLICKHOUSE_USERS);
   },
+  // Through nice(1), which execs it (same pid, signals reach it). On a host it shares with the
+  // gateway, ClickHouse's inserts and merges then wait for the gateway instead of delaying its
+  // answers: at 110,000 events/s on 2 cores they pushed the p99 of the 202s past 5 ms.
   command(ctx) {
-    return { file: process.env.VORA_CLICKHOUSE_BIN ?? '/usr/sbin/clickhouse-server', args: [`--config-file=${dir(ctx, 'clickhouse', 'config.xml')}`] };
+    return {
+      file: 'nice',
+      args: ['-n', String(CLICKHOUSE_NICE), process.env.VORA_CLICKHOUSE_BIN ?? '/usr/sbin/clickhouse-server', `--config-file=${dir(ctx, 'clickhouse', 'config.xml')}`],
+    };
   },
   ready: (ctx) => httpOk(`${ctx.cfg.clickhouse.url}/ping`),
   async init(ctx) {

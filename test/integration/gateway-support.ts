@@ -9,6 +9,7 @@ import net from 'node:net';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { REPO_ROOT, loadConfig, type VoraConfig } from '../../src/common/config.ts';
+import { CLICKHOUSE_NICE } from '../../src/stack/servers.ts';
 import { createS3 } from '../../src/common/s3.ts';
 
 export interface Server {
@@ -108,7 +109,8 @@ export async function startClickhouse(): Promise<ClickhouseServer> {
   );
   const logFile = path.join(dir, 'stdout.log');
   const run = async () => {
-    const child = launch('clickhouse-server', [`--config-file=${dir}/config.xml`], logFile);
+    // At nice 10, as the stack runs it (src/stack/servers.ts): analytics storage yields the CPU to serving.
+    const child = launch('nice', ['-n', String(CLICKHOUSE_NICE), 'clickhouse-server', `--config-file=${dir}/config.xml`], logFile);
     await waitFor('clickhouse', () => httpOk(`http://127.0.0.1:${http}/ping`), child, path.join(dir, 'log/err.log'));
     return child;
   };

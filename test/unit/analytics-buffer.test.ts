@@ -47,7 +47,7 @@ function fakeSink() {
     sink: async (b: Batch, o: { retry: boolean }) => {
       calls.push({ batchId: b.batchId, retry: o.retry });
       if (!s.up) throw new Error('ECONNREFUSED');
-      stored.set(b.batchId, b); // keyed by batch id: a retried batch is stored once
+      stored.set(b.batchId, { ...b, tsv: [Buffer.concat(b.tsv)] }); // keyed by batch id: a retried batch is stored once (a copy: the buffer reuses its slabs)
     },
   };
   return s;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EVENT_TSV_COLUMNS, MAX_EVENTS_PER_BATCH, eventRowToTsv, fastCheckAccepts, parseEventBatch, parseTsvRows, toRow, tsvRow } from '../../src/analytics/events.ts';
+import { EVENT_TSV_COLUMNS, MAX_EVENTS_PER_BATCH, eventRowToTsv, fastCheckAccepts, parseEventBatch, parseTsvRows, toRow, tsvRow, tsvRowRoom, writeTsvRow } from '../../src/analytics/events.ts';
 
 const VID = 'vid_abcdefghijklmnopqrst';
 const NOW = Date.parse('2026-01-10T12:00:00Z');
@@ -131,6 +131,23 @@ describe('TabSeparated rows', () => {
     const line = tsvRow(bad, 1, 'b2', 0);
     expect(line.split('\n')).toHaveLength(2); // one row, one terminator
     expect(parseTsvRows(line)[0]!.session_id).toBe('a\tb\nc\\d');
+  });
+
+  it('are written into a buffer byte for byte as tsvRow builds them', () => {
+    const id = 'mk2v9x-0a1b2c3d4e5f';
+    const cases = [
+      e,
+      { ...e, segment: 0, bandwidth: 4_294_967_295, watchTimeSec: null, positionSec: 0, ts: 0 },
+      { ...e, sessionId: 'tab\there', type: 'error' as const, segment: 10_000_000, positionSec: 3600.25 },
+      { ...e, sessionId: 'ünïcode', ts: Date.parse('2030-12-31T23:59:59.999Z') },
+      { ...e, bandwidth: 2_147_483_647, segment: 9 }, // the integer fast path's edge
+      { ...e, bandwidth: 2_147_483_648, segment: 10 },
+    ];
+    for (const [i, c] of cases.entries()) {
+      const buf = Buffer.alloc(tsvRowRoom(c, id.length));
+      const end = writeTsvRow(buf, 0, c, 1_700_000_123, Buffer.from(id), i * 997);
+      expect(buf.subarray(0, end).toString('utf8')).toBe(tsvRow(c, 1_700_000_123, id, i * 997));
+    }
   });
 
   it('convert legacy JSONEachRow spool rows', () => {
