@@ -3,7 +3,7 @@
 // sha256 computed while the bytes streamed in is checked and the stored object becomes the source in
 // place) against a direct multipart upload of the same file to the same MinIO with
 // @aws-sdk/lib-storage `Upload`, in the same run. The API runs as a child process
-// (`node --import tsx src/api/main.ts`, as the stack runs it) so its peak RSS (VmHWM in
+// (`node --max-semi-space-size=2 --import tsx src/api/main.ts`: appNodeArgs, as the stack runs it) so its peak RSS (VmHWM in
 // /proc/<pid>/status) is its own. Each round also prints the CPU seconds of the client (this
 // process), the API and MinIO: on a 2-core host they compete, so the API's work shows as wall time.
 //   npx tsx bench/upload.ts [--size-mib 1024] [--chunk-mib 64] [--rounds 1] [--chunk-cases]
@@ -21,9 +21,11 @@ import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import * as tus from 'tus-js-client';
 import { readApiKeyFile } from '../src/api/auth.ts';
+import { largeReadFileReader } from '../src/cli/file-source.ts';
 import { ensureBucket } from '../src/api/objects.ts';
 import { loadConfig, REPO_ROOT } from '../src/common/config.ts';
 import { createS3 } from '../src/common/s3.ts';
+import { appNodeArgs } from '../src/stack/servers.ts';
 import { freePort, startServices } from '../test/integration/api-support.ts';
 
 const MiB = 1024 * 1024;
@@ -126,7 +128,7 @@ const s3 = createS3(cfg);
 await ensureBucket(s3, cfg.s3.bucket);
 const apiLog = path.join(dir, 'api.log');
 const out = fs.openSync(apiLog, 'a');
-const child = spawn(process.execPath, [...apiNodeArgs, '--import', 'tsx', path.join(REPO_ROOT, 'src/api/main.ts')], { env, stdio: ['ignore', out, out], cwd: REPO_ROOT });
+const child = spawn(process.execPath, [...apiNodeArgs, ...appNodeArgs('api')], { env, stdio: ['ignore', out, out], cwd: REPO_ROOT });
 fs.closeSync(out);
 const base = `http://127.0.0.1:${apiPort}`;
 
@@ -139,6 +141,7 @@ function tusUpload(chunkSize: number): Promise<{ ms: number }> {
       metadata: { filename: 'bench.bin', filetype: 'application/octet-stream', sha256: sha },
       headers: { Authorization: `Bearer ${readApiKeyFile(dataDir)}` },
       chunkSize,
+      fileReader: largeReadFileReader(), // as the CLI reads files
       retryDelays: [],
       onError: reject,
       onSuccess: () => resolve({ ms: performance.now() - start }),

@@ -8,6 +8,7 @@ import cliProgress from 'cli-progress';
 import * as tus from 'tus-js-client';
 import { readApiKeyFile } from '../api/auth.ts';
 import { loadConfig } from '../common/config.ts';
+import { largeReadFileReader } from './file-source.ts';
 
 export class CliError extends Error {
   constructor(readonly code: string, message: string) {
@@ -82,6 +83,7 @@ async function uploadOne(g: Global, file: string, showBar: boolean): Promise<str
       endpoint: `${apiBase(g)}/v1/uploads`,
       uploadSize: stat.size,
       chunkSize: 64 * 1024 * 1024, // a multiple of the server's 8 MiB part size; fewer PATCH round trips
+      fileReader: largeReadFileReader(),
       metadata: { filename: path.basename(file), filetype: guessType(file), sha256 },
       headers: authHeaders(),
       urlStorage: new FileUrlStorage(path.join(storeDir, 'uploads.json')),

@@ -320,6 +320,14 @@ const varnish: ServiceDef = {
   ready: (ctx) => portOpen(ctx.cfg.host, ctx.cfg.ports.playback),
 };
 
+/** Node arguments an app service runs with (benches start the same process the same way). */
+export function appNodeArgs(name: 'api' | 'worker' | 'gateway'): string[] {
+  // The API streams uploads: a small young generation keeps its peak RSS near its idle size
+  // (bench/upload.ts: 220 MB peak with V8's default 16 MB semi-spaces, ~170 MB with 2 MB).
+  const heap = name === 'api' ? ['--max-semi-space-size=2'] : [];
+  return [...heap, '--import', 'tsx', path.join(REPO_ROOT, 'src', name, 'main.ts')];
+}
+
 function appService(name: 'api' | 'worker' | 'gateway', port: PortName | null, readyPath = '/healthz'): ServiceDef {
   return {
     name,
@@ -329,10 +337,7 @@ function appService(name: 'api' | 'worker' | 'gateway', port: PortName | null, r
     readyTimeoutMs: 120_000,
     restart: true,
     command(ctx) {
-      // The API streams uploads: a small young generation keeps its peak RSS near its idle size
-      // (bench/upload.ts measures it).
-      const heap = name === 'api' ? ['--max-semi-space-size=2'] : [];
-      return { file: process.execPath, args: [...heap, '--import', 'tsx', path.join(REPO_ROOT, 'src', name, 'main.ts')], env: ctx.appEnv };
+      return { file: process.execPath, args: appNodeArgs(name), env: ctx.appEnv };
     },
     async ready(ctx, pid) {
       if (port) return httpOk(`http://${ctx.cfg.host}:${ctx.cfg.ports[port]}${readyPath}`);

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { PORT_VARS, REPO_ROOT, loadConfig, type PortName } from '../../src/common/config.ts';
+import { appNodeArgs } from '../../src/stack/servers.ts';
 
 const DOCKER = path.join(REPO_ROOT, 'docker');
 const read = (...p: string[]) => fs.readFileSync(path.join(REPO_ROOT, ...p), 'utf8');
@@ -461,7 +462,9 @@ describe('docker/Dockerfile', () => {
       expect(b.dockerfile, name).toBe('docker/Dockerfile');
       expect(b.target, name).toBe(name);
       expect(services[name]!.command, `${name}: the image CMD is the entry point`).toBeUndefined();
-      expect(cmdOf(dockerfile, name), name).toEqual(['node', '--import', 'tsx', ENTRY[name]]);
+      // The same node flags as the stack gives the process (src/stack/servers.ts).
+      const args = name === 'init' ? ['--import', 'tsx', ENTRY[name]!] : appNodeArgs(name as 'api').map((a) => (path.isAbsolute(a) ? path.relative(REPO_ROOT, a) : a));
+      expect(cmdOf(dockerfile, name), name).toEqual(['node', ...args]);
       expect(chain(dockerfile, name).map((s) => s.name), name).toContain('runtime');
     }
   });
