@@ -251,6 +251,12 @@ function putText(buf: Buffer, pos: number, s: string): number {
   return pos + buf.write(t, pos, NON_ASCII.test(t) ? 'utf8' : 'latin1');
 }
 
+/** A few bytes copied in JS: cheaper than Buffer#copy's call for an id of ~20 bytes. */
+function putBytes(buf: Buffer, pos: number, bytes: Uint8Array): number {
+  for (let i = 0; i < bytes.length; i++) buf[pos + i] = bytes[i]!;
+  return pos + bytes.length;
+}
+
 /** `\N`, TabSeparated's NULL. */
 function putNull(buf: Buffer, pos: number): number {
   buf[pos] = 0x5c;
@@ -268,9 +274,9 @@ export function tsvRowRoom(e: PlaybackEvent, batchIdBytes: number): number {
  * without building the row as a string. At 110,000 events/s the strings tsvRow builds were most of
  * the gateway's garbage, and so of its young-generation collections. Returns the new position.
  */
-export function writeTsvRow(buf: Buffer, pos: number, e: PlaybackEvent, receivedAtSec: number, batchId: Buffer, index: number): number {
+export function writeTsvRow(buf: Buffer, pos: number, e: PlaybackEvent, receivedAtSec: number, batchId: Uint8Array, index: number): number {
   const TAB = 0x09;
-  pos += batchId.copy(buf, pos);
+  pos = putBytes(buf, pos, batchId);
   buf[pos++] = 0x3a; // ':'
   pos = putInt(buf, pos, index);
   buf[pos++] = TAB;
@@ -296,7 +302,7 @@ export function writeTsvRow(buf: Buffer, pos: number, e: PlaybackEvent, received
   buf[pos++] = TAB;
   pos = e.positionSec === null ? putNull(buf, pos) : putText(buf, pos, tsvFloat(e.positionSec));
   buf[pos++] = TAB;
-  pos += batchId.copy(buf, pos);
+  pos = putBytes(buf, pos, batchId);
   buf[pos++] = 0x0a;
   return pos;
 }
