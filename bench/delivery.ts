@@ -22,6 +22,9 @@
 //     request due at a fixed time, latency counted from then), not autocannon -R, which sends each
 //     second's quota in a burst and so measures saturation again. Latency at saturation is queueing
 //     by construction (Little's law: connections / rate), so it is printed but not the verdict.
+//     ClickHouse runs at nice 10, as the stack runs it; the generator at nice -5 where permitted,
+//     standing in for players on other machines. Printed beside it: the gateway's GC pauses and
+//     both processes' event-loop delays, to tell the gateway's stalls from the generator's.
 //     Then rows/s of the gateway's EventBuffer landing the same rows in ClickHouse / one bulk
 //     INSERT of them, both TabSeparated (goal >= 0.8): --land-rounds pairs, alternating which goes first, each after
 //     ClickHouse's background merges of the previous one have finished; the median pair decides.
@@ -362,9 +365,12 @@ try {
     loop2.disable();
     gcObs.disconnect();
     const steal1 = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).map(Number);
-    const byKind = new Map<number, number[]>();
-    for (const g of gcs) byKind.set(g.kind, [...(byKind.get(g.kind) ?? []), g.ms]);
-    log(`  DIAG gc: ${[...byKind].map(([k, v]) => `kind ${k}: n ${v.length} sum ${v.reduce((a, b) => a + b, 0).toFixed(0)} ms max ${Math.max(...v).toFixed(1)} ms`).join('; ')}; cpu jiffies user ${steal1[1]! - steal0[1]!} sys ${steal1[3]! - steal0[3]!} idle ${steal1[4]! - steal0[4]!} steal ${steal1[8]! - steal0[8]!}`);
+    // perf_hooks GC kinds: 1 minor (scavenge), 4 major (mark-compact), 8 incremental marking, 16 weak callbacks.
+    const KIND: Record<number, string> = { 1: 'scavenge', 4: 'mark-compact', 8: 'incremental', 16: 'weak-cb' };
+    const byKind = new Map<string, number[]>();
+    for (const g of gcs) byKind.set(KIND[g.kind] ?? `kind ${g.kind}`, [...(byKind.get(KIND[g.kind] ?? `kind ${g.kind}`) ?? []), g.ms]);
+    const j = (i: number) => steal1[i]! - steal0[i]!;
+    log(`  gateway GC pauses meanwhile: ${[...byKind].map(([k, v]) => `${k} ${v.length}x, ${v.reduce((a, b) => a + b, 0).toFixed(0)} ms in all, max ${Math.max(...v).toFixed(1)} ms`).join('; ') || 'none'}; host CPU (jiffies, all cores) user ${j(1)} nice ${j(2)} system ${j(3)} idle ${j(4)} steal ${j(8)}`);
     const ol = JSON.parse(olOut.trim().split('\n').at(-1)!) as { ok: number; failed: number; perSec: number; p50: number; p90: number; p99: number; p999: number; max: number; clientLoopDelayP99: number; clientLoopDelayMax: number };
     const r = { ok: ol.ok, p99: ol.p99 };
     const rateEvPerSec = ol.perSec * P.eventBatch;
