@@ -3,7 +3,7 @@
 // sha256 computed while the bytes streamed in is checked and the stored object becomes the source in
 // place) against a direct multipart upload of the same file to the same MinIO with
 // @aws-sdk/lib-storage `Upload`, in the same run. The API runs as a child process
-// (`node --max-semi-space-size=2 --import tsx src/api/main.ts`: appNodeArgs, as the stack runs it) so its peak RSS (VmHWM in
+// (`node --max-semi-space-size=8 --import tsx src/api/main.ts`: appNodeArgs, as the stack runs it) so its peak RSS (VmHWM in
 // /proc/<pid>/status) is its own. Each round also prints the CPU seconds of the client (this
 // process), the API and MinIO: on a 2-core host they compete, so the API's work shows as wall time.
 //   npx tsx bench/upload.ts [--size-mib 1024] [--chunk-mib 64] [--rounds 1] [--chunk-cases]
@@ -25,7 +25,7 @@ import { largeReadFileReader } from '../src/cli/file-source.ts';
 import { ensureBucket } from '../src/api/objects.ts';
 import { loadConfig, REPO_ROOT } from '../src/common/config.ts';
 import { createS3 } from '../src/common/s3.ts';
-import { appNodeArgs } from '../src/stack/servers.ts';
+import { appNodeArgs, appProcessEnv } from '../src/stack/servers.ts';
 import { freePort, startServices } from '../test/integration/api-support.ts';
 
 const MiB = 1024 * 1024;
@@ -121,7 +121,8 @@ const env = {
   VORA_PLAYBACK_SECRET: 'bench',
   VORA_RECONCILE_SECONDS: '0',
   VORA_UPLOAD_SWEEP_SECONDS: '0',
-  VORA_LOG_LEVEL: 'warn',
+  VORA_LOG_LEVEL: process.env.VORA_LOG_LEVEL ?? 'warn',
+  ...appProcessEnv('api'),
 };
 const cfg = loadConfig(env);
 const s3 = createS3(cfg);
@@ -222,7 +223,10 @@ try {
       cpuDirect = await d();
     }
     // CPU seconds per process: on a 2-core host the three compete, so any API overhead shows as wall time.
-    console.log(JSON.stringify({ round: i + 1, directMiBps: mibps(direct[i]!), tusMiBps: mibps(viaTus[i]!.ms), ratio: Math.round((direct[i]! / viaTus[i]!.ms) * 1000) / 1000, cpuSecDirect: cpuDirect, cpuSecTus: cpuTus }));
+    // The API's RSS after the round and its peak so far (VmHWM): a peak growing round after round
+    // would be a leak, not the cost of one upload.
+    const st = procStatus(child.pid!);
+    console.log(JSON.stringify({ round: i + 1, directMiBps: mibps(direct[i]!), tusMiBps: mibps(viaTus[i]!.ms), ratio: Math.round((direct[i]! / viaTus[i]!.ms) * 1000) / 1000, cpuSecDirect: cpuDirect, cpuSecTus: cpuTus, apiRssMB: Math.round((st.rssKiB * 1024) / 1e6), apiPeakRssSoFarMB: Math.round((st.hwmKiB * 1024) / 1e6) }));
   }
   const bestDirect = Math.min(...direct);
   const bestTus = viaTus.reduce((a, b) => (b.ms < a.ms ? b : a));

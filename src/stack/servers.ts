@@ -322,10 +322,18 @@ const varnish: ServiceDef = {
 
 /** Node arguments an app service runs with (benches start the same process the same way). */
 export function appNodeArgs(name: 'api' | 'worker' | 'gateway'): string[] {
-  // The API streams uploads: a small young generation keeps its peak RSS near its idle size
-  // (bench/upload.ts: 220 MB peak with V8's default 16 MB semi-spaces, ~170 MB with 2 MB).
-  const heap = name === 'api' ? ['--max-semi-space-size=2'] : [];
+  // The API streams uploads; its young generation size was chosen by measurement
+  // (bench/upload.ts, 1 GiB through 8 MiB part buffers: 8 MB semi-spaces gave the lowest peak RSS and
+  // CPU; 2, 4 or 6 MB ones promoted more, 210-245 MB and 3.8-4.8 CPU-s; V8's default 16 MB, 220 MB).
+  const heap = name === 'api' ? ['--max-semi-space-size=8'] : [];
   return [...heap, '--import', 'tsx', path.join(REPO_ROOT, 'src', name, 'main.ts')];
+}
+
+/** Environment an app service's process gets beside the app's own settings. */
+export function appProcessEnv(name: 'api' | 'worker' | 'gateway'): Record<string, string> {
+  // glibc's default of one malloc arena per core and thread left the API's freed socket buffers
+  // spread over many arenas: its peak RSS during a 1 GiB upload was ~10 MB higher (bench/upload.ts).
+  return name === 'api' ? { MALLOC_ARENA_MAX: '2' } : {};
 }
 
 function appService(name: 'api' | 'worker' | 'gateway', port: PortName | null, readyPath = '/healthz'): ServiceDef {
@@ -337,7 +345,7 @@ function appService(name: 'api' | 'worker' | 'gateway', port: PortName | null, r
     readyTimeoutMs: 120_000,
     restart: true,
     command(ctx) {
-      return { file: process.execPath, args: appNodeArgs(name), env: ctx.appEnv };
+      return { file: process.execPath, args: appNodeArgs(name), env: { ...ctx.appEnv, ...appProcessEnv(name) } };
     },
     async ready(ctx, pid) {
       if (port) return httpOk(`http://${ctx.cfg.host}:${ctx.cfg.ports[port]}${readyPath}`);

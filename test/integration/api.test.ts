@@ -701,6 +701,61 @@ describe('resume, locks, expiry, reconcile', () => {
     }
   });
 
+  it('a part that fails while later parts are stored: the offset stops at the hole, the resumed file is exact', async () => {
+    // Parts go to MinIO several at a time. Part 2 fails, but only after part 3 is stored: the
+    // offset must be 8 MiB (part 1), not 16 MiB (parts 1 and 3), or the file would have a hole.
+    const other = await startApi();
+    const client = (other.api.tus.server.datastore as unknown as { client: S3Client }).client;
+    let part3Stored: () => void = () => {};
+    const part3 = new Promise<void>((r) => (part3Stored = r));
+    let failed = false;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const n = (args.input as { PartNumber?: number }).PartNumber;
+        if (context.commandName === 'UploadPartCommand' && n === 2 && !failed) {
+          failed = true;
+          await Promise.race([part3, new Promise((r) => setTimeout(r, 10_000))]);
+          throw Object.assign(new Error('injected: MinIO refused part 2'), { $metadata: { httpStatusCode: 500 } });
+        }
+        const out = await next(args);
+        if (context.commandName === 'UploadPartCommand' && n === 3) part3Stored();
+        return out;
+      },
+      { step: 'initialize', name: 'failPart2AfterPart3' },
+    );
+    const data = randomBytes(40 * MiB);
+    const headOffsets: number[] = [];
+    const opts = (url?: string): TusOpts => ({
+      endpoint: `${other.base}/v1/uploads`,
+      uploadUrl: url ?? null,
+      chunkSize: Infinity,
+      retryDelays: [],
+      onAfterResponse(req, res) {
+        if (req.getMethod() === 'HEAD') headOffsets.push(Number(res.getHeader('Upload-Offset')));
+      },
+    });
+    try {
+      // The PATCH fails (a store failure mid-body answers 400 UPLOAD_ABORTED, which tus-js-client does
+      // not retry); resuming the same upload URL is what `vora upload` does when run again.
+      let url: string | null = null;
+      const first: TusOpts = {
+        ...opts(),
+        onAfterResponse(req, res) {
+          if (req.getMethod() === 'POST') url = new URL(res.getHeader('Location') ?? '', other.base).toString();
+        },
+      };
+      await expect(tusUpload(data, { sha256: sha256(data) }, first)).rejects.toThrow(/PATCH/);
+      expect(failed).toBe(true);
+      expect(url).not.toBeNull();
+      const { uploadId } = await tusUpload(data, { sha256: sha256(data) }, opts(url!));
+      expect(headOffsets[0]).toBe(8 * MiB);
+      expect((await json(`/v1/uploads/${uploadId}`)).body).toMatchObject({ status: 'UPLOADED', bytesUploaded: data.length });
+      expect((await hashObject(s3, cfg.s3.bucket, sourceKeyOf(uploadId))).sha256).toBe(sha256(data));
+    } finally {
+      await other.api.close();
+    }
+  });
+
   it('a connection cut inside the first part keeps what arrived and resumes from it', async () => {
     const data = randomBytes(3 * MiB); // under one 8 MiB part: what arrives becomes the .part object
     const proxy = await cuttingProxy(new URL(base), Math.floor(data.length * 0.4));

@@ -30,4 +30,14 @@ describe('PartMemoryBudget', () => {
     for (const p of pairs) b.give(p);
     expect(b.free).toBe(40);
   });
+
+  it('gives a PATCH up to `most` buffers, fewer when the budget is short, never fewer than two', () => {
+    const b = new PartMemoryBudget(50);
+    const three = b.take(10, 3)!;
+    expect(three).toHaveLength(3);
+    expect(b.take(10, 3)).toHaveLength(2); // 20 left: two
+    expect(b.take(10, 3)).toBeNull(); // nothing left
+    b.give(three);
+    expect(b.free).toBe(30);
+  });
 });
