@@ -28,9 +28,9 @@ export interface ApiOptions {
    */
   partSizeBytes: number;
   /**
-   * Bytes of upload part buffers the process may hold (VORA_UPLOAD_MEMORY_MIB, 32): a PATCH takes
-   * a pair of part-sized buffers (one filling from the request, one on its way to MinIO) when there
-   * is room and streams through them; otherwise it goes through temp files on disk as
+   * Bytes of upload part buffers the process may hold (VORA_UPLOAD_MEMORY_MIB, 48): a PATCH takes
+   * up to three part-sized buffers, at least two (one filling from the request, the others on their
+   * way to MinIO) when there is room and streams through them; otherwise it goes through temp files on disk as
    * @tus/s3-store does by default. 0 sends every PATCH through disk. See PartMemoryBudget (tus.ts).
    */
   partMemoryBytes: number;
@@ -85,7 +85,7 @@ export function apiOptionsFromEnv(env: Record<string, string | undefined> = proc
     reconcileIntervalMs: num(env, 'VORA_RECONCILE_SECONDS', 30) * 1000,
     reconcileMinAgeMs: 15_000,
     partSizeBytes: num(env, 'VORA_UPLOAD_PART_MIB', 8, 5) * MiB,
-    partMemoryBytes: num(env, 'VORA_UPLOAD_MEMORY_MIB', 32) * MiB,
+    partMemoryBytes: num(env, 'VORA_UPLOAD_MEMORY_MIB', 48) * MiB, // two PATCHes at once with three 8 MiB parts each
     lockTimeoutMs: 30_000,
     locker,
     playbackTokenTtlSec: num(env, 'VORA_PLAYBACK_TOKEN_TTL_SECONDS', 6 * 3600, 1),
