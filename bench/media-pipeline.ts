@@ -27,7 +27,7 @@ import {
 } from '../src/media/index.ts';
 import { makeClip, psnr, tempDir } from '../test/fixtures/generate.ts';
 import { chunkTargetFor, DEFAULT_SETTINGS } from '../src/worker/activities/index.ts';
-import { encodeLanes } from '../src/worker/encode-lanes.ts';
+import { encodeLanes, threadsForChunk } from '../src/worker/encode-lanes.ts';
 
 const full = process.argv.includes('--full');
 const presetArg = process.argv.indexOf('--preset');
@@ -112,6 +112,7 @@ const inputs = {
   chunkTargetSec: targetSec,
   encodeSlots: lanes.slots,
   threadsPerEncode: lanes.threads,
+  threadsPerTailEncode: lanes.tailThreads,
   cores: availableParallelism(),
   loadAvg1mAtStart: Number(loadavg()[0]!.toFixed(2)),
   fixtureGenSec: Number(genSec.toFixed(1)),
@@ -137,7 +138,7 @@ const runChunked = (root: string) => measured(async () => {
       let next = 0;
       const lane = async () => {
         for (let i = next++; i < chunks.length; i = next++) {
-          out[i] = await encodeChunk({ input: path.join(root, 'split', files[i]!.file), outDir: encDir, chunk: chunks[i]!, renditions: ladder, preset, segmentDurationSec: SEG, encoder: 'libx264', threads: lanes.threads });
+          out[i] = await encodeChunk({ input: path.join(root, 'split', files[i]!.file), outDir: encDir, chunk: chunks[i]!, renditions: ladder, preset, segmentDurationSec: SEG, encoder: 'libx264', threads: threadsForChunk(lanes, i, chunks.length) });
         }
       };
       await Promise.all(Array.from({ length: lanes.slots }, lane));

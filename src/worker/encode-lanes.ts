@@ -1,18 +1,21 @@
 // How a worker host's cores are shared among chunk encodes.
 //
 // Chunks are the parallelism: a worker runs one chunk encode per core, each decoding once and
-// feeding every rung's libx264. Each encode gets two threads, not one per core: while every lane
-// is busy, pairs of threads time-share a core at little cost, and when a job's last chunk runs
-// alone it still keeps two cores busy. The layout before lanes, one encode at a time with FFmpeg's
-// own threads, lost time at every chunk end, where x264's frame-thread pipeline empties.
-// bench/media-pipeline.ts (60 s 1080p ladder, 2 cores, median of 2 rounds, wall / one ffmpeg
-// process): one encode at a time 1.00-1.10, one thread per lane 0.95, two threads per lane 0.937.
+// feeding every rung's libx264 on one thread. Single-threaded encodes cost the least CPU: x264's
+// frame threads cost ~12% more CPU for the same output (60 s 1080p ladder, 2 cores), and with
+// one encode at a time on FFmpeg's threads the frame-thread pipeline also emptied at every chunk
+// end. The exception is a video's last chunks (as many as there are lanes): nothing is left to
+// start beside them, so a lane that finishes would sit idle while the others still run; those
+// get two threads each and keep the cores busy to the end.
+// bench/media-pipeline.ts compares the layouts (--slots, --threads).
 
 export interface EncodeLanes {
   /** Chunk encodes one worker runs at once. */
   slots: number;
   /** Native threads per encode (0 lets FFmpeg pick). */
   threads: number;
+  /** Threads for a video's last `slots` chunks. */
+  tailThreads: number;
 }
 
 export function encodeLanes(cores: number, env: Record<string, string | undefined> = process.env): EncodeLanes {
@@ -24,6 +27,14 @@ export function encodeLanes(cores: number, env: Record<string, string | undefine
   };
   const n = Math.max(1, cores);
   const slots = Math.max(1, int(env.VORA_WORKER_ENCODE_SLOTS, 'VORA_WORKER_ENCODE_SLOTS') || n);
-  const threads = int(env.VORA_ENCODE_THREADS, 'VORA_ENCODE_THREADS') ?? (n === 1 ? 1 : Math.max(1, Math.floor((2 * n) / slots)));
-  return { slots, threads };
+  const fixed = int(env.VORA_ENCODE_THREADS, 'VORA_ENCODE_THREADS');
+  if (fixed !== undefined) return { slots, threads: fixed, tailThreads: fixed };
+  // Fewer slots than cores: the cores are shared out among them.
+  const threads = Math.max(1, Math.floor(n / slots));
+  return { slots, threads, tailThreads: n === 1 ? threads : Math.max(2, threads) };
+}
+
+/** Threads for chunk `index` of `count`: the last `slots` chunks of a video get the tail's. */
+export function threadsForChunk(lanes: EncodeLanes, index: number, count: number): number {
+  return index >= count - lanes.slots ? lanes.tailThreads : lanes.threads;
 }

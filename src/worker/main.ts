@@ -44,7 +44,7 @@ const worker = await Worker.create({
   taskQueue: cfg.temporal.taskQueue,
   workflowsPath: fileURLToPath(new URL('./workflows/index.ts', import.meta.url)),
   activities: createActivities({
-    cfg, pool, s3, log, media, ladder: ladderFromEnv(), faults, settings: { ...settingsFromEnv(), encodeThreads: lanes.threads },
+    cfg, pool, s3, log, media, ladder: ladderFromEnv(), faults, settings: { ...settingsFromEnv(), lanes },
     // Warm Varnish with the master, media playlists and first segments once a video is READY.
     onReady: async (videoId) => log.info(await prewarmVideo(cfg, videoId), 'cache pre-warmed'),
     onEncode: (e) => {
@@ -52,7 +52,7 @@ const worker = await Worker.create({
       if (!e.skipped) encodeSeconds.observe({ rendition: e.rendition }, e.ms / 1000);
     },
   }),
-  // One single-threaded chunk encode per core (encode-lanes.ts), plus one slot so that short
+  // One chunk encode per core (encode-lanes.ts), plus one slot so that short
   // bookkeeping activities (state mirroring, master playlist) are not stuck behind encodes.
   maxConcurrentActivityTaskExecutions: lanes.slots + 1,
   shutdownGraceTime: '30s',

@@ -20,6 +20,7 @@ import { keys } from '../../common/keys.ts';
 import { rungsForSource, type Rung } from '../../common/ladder.ts';
 import type * as Media from '../../media/index.ts';
 import { injectFault, type Fault } from '../faults.ts';
+import { threadsForChunk, type EncodeLanes } from '../encode-lanes.ts';
 import {
   NON_RETRYABLE_MEDIA_ERRORS,
   type ChunkManifest,
@@ -63,8 +64,8 @@ export interface ProcessingSettings {
   maxChunks: number;
   concurrency: number;
   preset: string;
-  /** Native threads per chunk encode (0: FFmpeg picks); the worker sets it from encodeLanes(). */
-  encodeThreads: number;
+  /** How the worker's cores are shared among chunk encodes (encode-lanes.ts); set by the worker. */
+  lanes: EncodeLanes;
 }
 
 export const DEFAULT_SETTINGS: ProcessingSettings = {
@@ -73,7 +74,7 @@ export const DEFAULT_SETTINGS: ProcessingSettings = {
   maxChunks: 120,
   concurrency: 4,
   preset: 'veryfast',
-  encodeThreads: 0,
+  lanes: { slots: 1, threads: 0, tailThreads: 0 },
 };
 
 export function settingsFromEnv(env: Record<string, string | undefined> = process.env): Partial<ProcessingSettings> {
@@ -263,7 +264,7 @@ export function createActivities(deps: ActivityDeps) {
             renditions: todo,
             segmentDurationSec: manifest.segmentDurationSec,
             preset: settings.preset,
-            threads: settings.encodeThreads,
+            threads: threadsForChunk(settings.lanes, chunkIndex, manifest.chunks.length),
             signal: Context.current().cancellationSignal,
           })
           .catch(mediaFailure);
