@@ -350,6 +350,11 @@ export interface EncodeChunkOptions {
   segmentDurationSec?: number;
   encoder?: 'auto' | 'libx264' | 'h264_nvenc';
   preset?: string;
+  /**
+   * 1: decoding and every rung on one native thread (least CPU). n > 1: each rung scales and
+   * encodes on its own thread, its encoder given n / rungs threads (at least 1). 0 (default):
+   * rung threads, FFmpeg picks the encoders' threads.
+   */
   threads?: number;
   signal?: AbortSignal;
 }

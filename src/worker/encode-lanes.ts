@@ -1,18 +1,19 @@
 // How a worker host's cores are shared among chunk encodes.
 //
 // Chunks are the parallelism: a worker runs one chunk encode per core, each decoding once and
-// feeding every rung's libx264 on one thread. Single-threaded encodes cost the least CPU: x264's
-// frame threads cost ~12% more CPU for the same output (60 s 1080p ladder, 2 cores), and with
-// one encode at a time on FFmpeg's threads the frame-thread pipeline also emptied at every chunk
-// end. The exception is a video's last chunks (as many as there are lanes): nothing is left to
-// start beside them, so a lane that finishes would sit idle while the others still run; those
-// get two threads each and keep the cores busy to the end.
+// feeding every rung's libx264 on one thread (threads = 1), the least CPU for the output. The
+// exception is a video's last chunks (as many as there are lanes): nothing is left to start
+// beside them, so a lane that finishes would sit idle while the others still run. Those get two
+// threads, which the native side spends on running each rung on its own thread (libx264 still
+// single-threaded, fed references to the same decoded frames), so a chunk left alone spreads over
+// the cores. That costs ~2% more CPU for those chunks where x264's frame threads cost ~12%; a
+// 24 s 1080p video (three chunks on two lanes) finished in 21.7 s instead of 24.7 s.
 // bench/media-pipeline.ts compares the layouts (--slots, --threads).
 
 export interface EncodeLanes {
   /** Chunk encodes one worker runs at once. */
   slots: number;
-  /** Native threads per encode (0 lets FFmpeg pick). */
+  /** Native threads per encode: 1 runs the whole chunk on one thread; more run each rung on its own (0 lets FFmpeg pick). */
   threads: number;
   /** Threads for a video's last `slots` chunks. */
   tailThreads: number;

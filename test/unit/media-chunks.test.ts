@@ -131,6 +131,41 @@ describe('encodeChunk', () => {
   });
 });
 
+describe('encodeChunk threads', () => {
+  // threads 1: decode and every rung on the calling native thread. threads 2: each rung scales and
+  // encodes on its own thread (libx264 still single-threaded), fed references to the same decoded
+  // frames. Same frames, same order, same single-threaded encoders: the files must be identical.
+  it('gives byte-identical rungs whether the rungs share one thread or run on their own', async () => {
+    const src = makeClip({ durationSec: 4, width: 1280, height: 720, fps: 30, gop: 60 });
+    const chunk = planChunks(await probe(src), 10)[0]!;
+    const run = async (threads: number) => {
+      const outDir = tempDir(`chunks-t${threads}-`);
+      const r = await encodeChunk({ input: src, outDir, chunk, renditions: RUNGS.slice(0, 2), preset: 'ultrafast', threads });
+      return Object.fromEntries(r.renditions.map((x) => [x.rendition, { sha: sha256(path.join(outDir, x.file)), frames: x.frames }]));
+    };
+    const serial = await run(1);
+    expect(serial['360p']!.frames).toBe(120);
+    expect(await run(2)).toEqual(serial);
+  });
+
+  it('stops within a second of an abort mid-encode and leaves no file behind (rung threads)', async () => {
+    const src = makeClip({ durationSec: 20, width: 1280, height: 720, fps: 30, gop: 60 });
+    const chunk = planChunks(await probe(src), 30)[0]!;
+    const outDir = tempDir('chunks-abort-');
+    const ac = new AbortController();
+    const started = encodeChunk({ input: src, outDir, chunk, renditions: RUNGS.slice(0, 2), preset: 'veryfast', threads: 2, signal: ac.signal });
+    await new Promise((r) => setTimeout(r, 500));
+    const t0 = performance.now();
+    ac.abort();
+    const err = await started.catch((e) => e);
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(err).toBeInstanceOf(MediaError);
+    expect(err.code).toBe('ABORTED');
+    const left = execFileSync('find', [outDir, '-type', 'f'], { encoding: 'utf8' }).trim();
+    expect(left).toBe('');
+  });
+});
+
 describe('encodeChunk memory', () => {
   // Peak RSS of a whole-source encode in a child process, for a short and a 4x longer source: a
   // frame kept per input frame (as a buffersink without unref did: 3.4 GB for 20 s of 1080p) makes

@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::ff::ffi;
 use super::ff::{self as ff, codec, encoder, format, frame, Dictionary, Packet, Rational};
 use super::hls::{
-    build_video_graph, drain_encoders_interleaved, extradata, GraphSource, feed_rungs, may_be_interlaced, open_video_encoder, r64, rescale, EncoderPref,
+    build_video_graph, extradata, feed_rungs, GraphSource, may_be_interlaced, open_video_encoder, r64, rescale, EncoderPref,
     Rung, RungJob, RungOutput, VideoEncoderParams, TICK,
 };
 use super::input::{self, ReadOutcome};
+use super::rung_threads::{finish_rung, RungThreads};
 use super::split;
 use super::probe::{best_video_index, display_rotation};
 use super::{is_again, map_err};
@@ -85,12 +86,17 @@ pub fn run_chunk(
     let fps = split.map_or_else(|| split::stream_fps(&vstream), |s| s.fps);
     let start = vstream.start_time();
     let mut origin_ts = if start == ffi::AV_NOPTS_VALUE { 0 } else { start };
+    // threads == 1: decoding and every rung on this thread, the least CPU. More: each rung scales
+    // and encodes on its own thread (the budget shared among the rungs' encoders) so that one
+    // chunk can use several cores; 0 lets FFmpeg pick its threads.
+    let parallel_rungs = job.threads != 1;
+    let dec_threads = if job.threads == 0 { 0 } else { 1 };
     let mut vctx = codec::context::Context::from_parameters(vstream.parameters())
         .map_err(|e| map_err(ErrorCode::UnsupportedCodec, "video decoder params", e))?;
     // SAFETY: decoder fields set before open.
     unsafe {
         (*vctx.as_mut_ptr()).pkt_timebase = vtb.into();
-        (*vctx.as_mut_ptr()).thread_count = i32::try_from(job.threads).unwrap_or(0);
+        (*vctx.as_mut_ptr()).thread_count = dec_threads;
     }
     let mut vdec = vctx.decoder().video().map_err(|e| map_err(ErrorCode::UnsupportedCodec, "video decoder", e))?;
     let (src_w, src_h) = (vdec.width(), vdec.height());
@@ -113,6 +119,10 @@ pub fn run_chunk(
     let pix = ffi::AVPixelFormat::from(vdec.format()) as i32;
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let gop = ((job.segment_sec * r64(fps)).ceil() as u32).max(1) * 2;
+    let enc_threads = match job.threads {
+        0 | 1 => job.threads,
+        n => (n / u32::try_from(selected.len()).unwrap_or(1).max(1)).max(1),
+    };
     let mut encoder_name = if job.encoder == EncoderPref::X264 { "libx264" } else { "h264_nvenc" };
     let mut rungs = Vec::new();
     for &(i, w, h) in &selected {
@@ -131,7 +141,7 @@ pub fn run_chunk(
             bufsize: spec.bufsize.unwrap_or(maxrate * 2),
             gop,
             preset: &job.preset,
-            threads: job.threads,
+            threads: enc_threads,
         };
         let enc = match open_video_encoder(encoder_name, &params) {
             Ok(e) => e,
@@ -219,96 +229,36 @@ pub fn run_chunk(
         ictx.seek(target_us, ..target_us).map_err(|e| map_err(ErrorCode::CorruptInput, "seek", e))?;
     }
     let frame_ticks = rescale(1, fps.invert(), tick).max(1);
-    let mut pkt = Packet::empty();
-    let mut out_pkt = Packet::empty();
-    let mut vframe = frame::Video::empty();
-    let mut filtered = frame::Video::empty();
-    let mut frames = 0u64;
-    let mut last_rel: Option<i64> = None;
-    let mut past_end = false;
-    let mut eof = false;
-    while !past_end {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(MediaError::new(ErrorCode::Aborted, "chunk encode cancelled"));
+    let mut clock = FrameClock { origin_ts, vtb, start_ticks, end_ticks, last_rel: None, frames: 0 };
+    let rungs = if parallel_rungs {
+        // Decoding stays on this thread; every rung scales, encodes and muxes on its own.
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let mut pool = RungThreads::spawn(s, rungs, cancel, &stop)?;
+            let fed = decode_range(ictx, &mut vdec, vi, pending, cancel, |vframe| match clock.admit(vframe) {
+                Admit::Skip => Ok(true),
+                Admit::End => Ok(false),
+                Admit::Take => pool.send(vframe).map(|()| true),
+            })
+            .and_then(|()| clock.check(job));
+            pool.finish(fed)
+        })?
+    } else {
+        let (mut filtered, mut out_pkt) = (frame::Video::empty(), Packet::empty());
+        decode_range(ictx, &mut vdec, vi, pending, cancel, |vframe| match clock.admit(vframe) {
+            Admit::Skip => Ok(true),
+            Admit::End => Ok(false),
+            Admit::Take => feed_rungs(&mut rungs, Some(vframe), &mut filtered, &mut out_pkt).map(|()| true),
+        })?;
+        clock.check(job)?;
+        for rung in &mut rungs {
+            finish_rung(rung)?;
         }
-        if let Some(first) = pending.take() {
-            match vdec.send_packet(&first) {
-                Ok(()) | Err(ff::Error::InvalidData) => {}
-                Err(e) if is_again(&e) => {}
-                Err(e) => return Err(map_err(ErrorCode::CorruptInput, "video decode", e)),
-            }
-        } else if !eof {
-            match input::read_packet(ictx, &mut pkt)? {
-                ReadOutcome::Eof => {
-                    eof = true;
-                    vdec.send_eof().map_err(|e| map_err(ErrorCode::CorruptInput, "video decoder flush", e))?;
-                }
-                ReadOutcome::Packet => {
-                    if pkt.stream() != vi {
-                        continue;
-                    }
-                    match vdec.send_packet(&pkt) {
-                        Ok(()) | Err(ff::Error::InvalidData) => {}
-                        Err(e) if is_again(&e) => {}
-                        Err(e) => return Err(map_err(ErrorCode::CorruptInput, "video decode", e)),
-                    }
-                }
-            }
-        }
-        loop {
-            match vdec.receive_frame(&mut vframe) {
-                Ok(()) => {}
-                Err(ff::Error::Eof) => {
-                    past_end = true;
-                    break;
-                }
-                Err(e) if is_again(&e) => break,
-                Err(e) => return Err(map_err(ErrorCode::CorruptInput, "video decode", e)),
-            }
-            let Some(ts) = vframe.timestamp() else { continue };
-            let t = rescale(ts - origin_ts, vtb, tick);
-            if t < start_ticks - EPS_TICKS {
-                continue;
-            }
-            if t >= end_ticks - EPS_TICKS {
-                past_end = true;
-                break;
-            }
-            let rel = (t - start_ticks).max(0);
-            let rel = match last_rel {
-                Some(p) if rel <= p => p + 1,
-                _ => rel,
-            };
-            last_rel = Some(rel);
-            vframe.set_pts(Some(rel));
-            frames += 1;
-            feed_rungs(&mut rungs, Some(&vframe), &mut filtered, &mut out_pkt)?;
-        }
-        if eof && !past_end {
-            // decoder drained above returns Eof, which sets past_end; guard anyway
-            past_end = true;
-        }
-    }
-    if frames == 0 {
-        return Err(MediaError::new(
-            ErrorCode::CorruptInput,
-            format!("no video frames in [{}, {}) s", job.start_sec, job.end_sec),
-        ));
-    }
-    // End of the chunk: every graph and encoder gets EOF first, then the encoders are drained
-    // together, so their last frames are encoded in parallel.
-    let mut p = Packet::empty();
-    {
-        let mut dummy = frame::Video::empty();
-        feed_rungs(&mut rungs, None, &mut dummy, &mut p)?;
-    }
-    for rung in &mut rungs {
-        rung.enc.send_eof().map_err(|e| map_err(ErrorCode::EncoderError, "encoder flush", e))?;
-    }
-    drain_encoders_interleaved(&mut rungs, &mut p)?;
+        rungs
+    };
+    let (frames, last_rel) = (clock.frames, clock.last_rel);
     let mut outputs = Vec::with_capacity(rungs.len());
-    for mut rung in rungs {
-        rung.octx.write_trailer().map_err(|e| map_err(ErrorCode::IoError, &format!("finalize {}", rung.name), e))?;
+    for rung in rungs {
         #[allow(clippy::cast_precision_loss)]
         outputs.push(ChunkRungOutput {
             name: rung.name,
@@ -322,6 +272,113 @@ pub fn run_chunk(
         });
     }
     Ok((sel_out, outputs))
+}
+
+/// Which decoded frames belong to the chunk `[start, end)`, and their chunk-relative timestamps.
+struct FrameClock {
+    origin_ts: i64,
+    vtb: Rational,
+    start_ticks: i64,
+    end_ticks: i64,
+    last_rel: Option<i64>,
+    frames: u64,
+}
+
+enum Admit {
+    /// Before the chunk (decoded from the previous keyframe): dropped.
+    Skip,
+    /// In the chunk: its pts is now relative to the chunk start, in ticks.
+    Take,
+    /// At or past the chunk end: decoding stops.
+    End,
+}
+
+impl FrameClock {
+    fn admit(&mut self, vframe: &mut frame::Video) -> Admit {
+        let Some(ts) = vframe.timestamp() else { return Admit::Skip };
+        let t = rescale(ts - self.origin_ts, self.vtb, Rational::new(1, TICK));
+        if t < self.start_ticks - EPS_TICKS {
+            return Admit::Skip;
+        }
+        if t >= self.end_ticks - EPS_TICKS {
+            return Admit::End;
+        }
+        let rel = (t - self.start_ticks).max(0);
+        // Strictly increasing, whatever the source's timestamps did.
+        let rel = match self.last_rel {
+            Some(p) if rel <= p => p + 1,
+            _ => rel,
+        };
+        self.last_rel = Some(rel);
+        vframe.set_pts(Some(rel));
+        self.frames += 1;
+        Admit::Take
+    }
+
+    fn check(&self, job: &ChunkJob) -> MediaResult<()> {
+        if self.frames == 0 {
+            return Err(MediaError::new(ErrorCode::CorruptInput, format!("no video frames in [{}, {}) s", job.start_sec, job.end_sec)));
+        }
+        Ok(())
+    }
+}
+
+/// Decodes from the current read position (after `pending`, a packet already read) and hands
+/// each frame to `on_frame` until it returns false or the stream ends. Checks `cancel` between
+/// packets.
+fn decode_range(
+    ictx: &mut format::context::Input,
+    vdec: &mut ff::decoder::Video,
+    vi: usize,
+    mut pending: Option<Packet>,
+    cancel: &AtomicBool,
+    mut on_frame: impl FnMut(&mut frame::Video) -> MediaResult<bool>,
+) -> MediaResult<()> {
+    let mut pkt = Packet::empty();
+    let mut vframe = frame::Video::empty();
+    let mut eof = false;
+    loop {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(MediaError::new(ErrorCode::Aborted, "chunk encode cancelled"));
+        }
+        let next = pending.take();
+        if let Some(first) = next.as_ref() {
+            send_video_packet(vdec, first)?;
+        } else if !eof {
+            match input::read_packet(ictx, &mut pkt)? {
+                ReadOutcome::Eof => {
+                    eof = true;
+                    vdec.send_eof().map_err(|e| map_err(ErrorCode::CorruptInput, "video decoder flush", e))?;
+                }
+                ReadOutcome::Packet if pkt.stream() == vi => send_video_packet(vdec, &pkt)?,
+                ReadOutcome::Packet => continue,
+            }
+        }
+        loop {
+            match vdec.receive_frame(&mut vframe) {
+                Ok(()) => {}
+                Err(ff::Error::Eof) => return Ok(()),
+                Err(e) if is_again(&e) => break,
+                Err(e) => return Err(map_err(ErrorCode::CorruptInput, "video decode", e)),
+            }
+            if !on_frame(&mut vframe)? {
+                return Ok(());
+            }
+        }
+        if eof {
+            // A drained decoder answers Eof above; this only guards a decoder that never does.
+            return Ok(());
+        }
+    }
+}
+
+fn send_video_packet(vdec: &mut ff::decoder::Video, pkt: &Packet) -> MediaResult<()> {
+    match vdec.send_packet(pkt) {
+        // A damaged packet is skipped like the ffmpeg CLI does; frame counts decide validity.
+        Ok(()) | Err(ff::Error::InvalidData) => Ok(()),
+        Err(e) if is_again(&e) => Ok(()),
+        Err(e) => Err(map_err(ErrorCode::CorruptInput, "video decode", e)),
+    }
 }
 
 #[cfg(test)]

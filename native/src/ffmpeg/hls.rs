@@ -328,35 +328,6 @@ pub(super) fn drain_video_encoder(rung: &mut Rung, pkt: &mut Packet) -> MediaRes
     }
 }
 
-/// Drains encoders that were all sent EOF, one packet from each in turn: every receive waits for
-/// that encoder's oldest frame thread, and meanwhile the other encoders' threads keep working, so
-/// the ends of a chunk's rungs overlap instead of running one after another.
-pub(super) fn drain_encoders_interleaved(rungs: &mut [Rung], pkt: &mut Packet) -> MediaResult<()> {
-    let mut open: Vec<usize> = (0..rungs.len()).collect();
-    let mut failed: Option<MediaError> = None;
-    while !open.is_empty() && failed.is_none() {
-        open.retain(|&i| {
-            let rung = &mut rungs[i];
-            match rung.enc.receive_packet(pkt) {
-                Ok(()) => match mux_encoded(rung, pkt) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        failed.get_or_insert(e);
-                        false
-                    }
-                },
-                Err(ff::Error::Eof) => false,
-                Err(e) if is_again(&e) => false,
-                Err(e) => {
-                    failed.get_or_insert_with(|| map_err(ErrorCode::EncoderError, &format!("encode {}", rung.name), e));
-                    false
-                }
-            }
-        });
-    }
-    failed.map_or(Ok(()), Err)
-}
-
 /// Pulls the next frame out of a graph's `out` sink into `frame`. buffersink moves a frame in
 /// without releasing what `frame` held (av_buffersink_get_frame wants a clean frame), so the
 /// previous one is released first: without this every filtered frame stayed allocated until the

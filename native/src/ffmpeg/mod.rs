@@ -7,6 +7,7 @@ mod hls;
 mod input;
 mod package;
 mod probe;
+mod rung_threads;
 mod split;
 mod thumbs;
 
