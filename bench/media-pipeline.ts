@@ -3,7 +3,7 @@
 // naive chunked way (one ffmpeg process per (chunk, rendition)).
 //
 // Run: npx tsx bench/media-pipeline.ts [--full] [--preset veryfast] [--rounds N] [--chunk-sec S]
-//                                      [--slots N] [--threads N]
+//                                      [--slots N] [--threads N] [--no-pin]
 //   default: 1080p30, 10 s of moving, grainy footage, 1 round (a few minutes on 2 cores)
 //   --full:  1080p30, 60 s (the issue's setting), 2 rounds (about 10 minutes on 2 cores)
 // Timings are wall-clock on a shared machine: every figure is a ratio between runs made in the
@@ -27,7 +27,7 @@ import {
 } from '../src/media/index.ts';
 import { makeClip, psnr, tempDir } from '../test/fixtures/generate.ts';
 import { chunkTargetFor, DEFAULT_SETTINGS } from '../src/worker/activities/index.ts';
-import { encodeLanes, threadsForChunk } from '../src/worker/encode-lanes.ts';
+import { CorePins, encodeLanes, threadsForChunk } from '../src/worker/encode-lanes.ts';
 
 const full = process.argv.includes('--full');
 const presetArg = process.argv.indexOf('--preset');
@@ -55,7 +55,10 @@ const flagOf = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1] : undefined;
 };
-const lanes = encodeLanes(availableParallelism(), { VORA_WORKER_ENCODE_SLOTS: flagOf('slots'), VORA_ENCODE_THREADS: flagOf('threads') });
+const lanes = encodeLanes(availableParallelism(), {
+  VORA_WORKER_ENCODE_SLOTS: flagOf('slots'), VORA_ENCODE_THREADS: flagOf('threads'), VORA_ENCODE_PIN: process.argv.includes('--no-pin') ? '0' : undefined,
+});
+const pins = new CorePins(availableParallelism());
 const FPS = 30;
 const ladder = DEFAULT_LADDER;
 
@@ -113,6 +116,7 @@ const inputs = {
   encodeSlots: lanes.slots,
   threadsPerEncode: lanes.threads,
   threadsPerTailEncode: lanes.tailThreads,
+  pinnedSingleThreadEncodes: lanes.pin,
   cores: availableParallelism(),
   loadAvg1mAtStart: Number(loadavg()[0]!.toFixed(2)),
   fixtureGenSec: Number(genSec.toFixed(1)),
@@ -138,7 +142,10 @@ const runChunked = (root: string) => measured(async () => {
       let next = 0;
       const lane = async () => {
         for (let i = next++; i < chunks.length; i = next++) {
-          out[i] = await encodeChunk({ input: path.join(root, 'split', files[i]!.file), outDir: encDir, chunk: chunks[i]!, renditions: ladder, preset, segmentDurationSec: SEG, encoder: 'libx264', threads: threadsForChunk(lanes, i, chunks.length) });
+          const threads = threadsForChunk(lanes, i, chunks.length);
+          out[i] = await pins.with(lanes.pin && threads === 1, (cpu) =>
+            encodeChunk({ input: path.join(root, 'split', files[i]!.file), outDir: encDir, chunk: chunks[i]!, renditions: ladder, preset, segmentDurationSec: SEG, encoder: 'libx264', threads, cpu }),
+          );
         }
       };
       await Promise.all(Array.from({ length: lanes.slots }, lane));
@@ -217,16 +224,18 @@ const chunkedM = { wall: mid('chunked', 'wall'), cpu: mid('chunked', 'cpu') };
 const singleM = { wall: mid('single', 'wall'), cpu: mid('single', 'cpu') };
 const naiveM = { wall: mid('naive', 'wall'), cpu: mid('naive', 'cpu') };
 
-// 4. Scaling: two chunk encodes (one rung, threads=1) in parallel vs one after the other.
+// 4. Scaling: two worker threads, each pinned to a core of its own, running a chunk encode each
+//    (one rung, threads=1) vs one pinned thread running both, one after the other.
 const scaleDir = tempDir('bench-scale-');
-const one = (c: Chunk, sub: string) =>
-  encodeChunk({ input: src, outDir: path.join(scaleDir, sub), chunk: c, renditions: [ladder[1]!], preset, threads: 1, encoder: 'libx264' });
+const one = (c: Chunk, sub: string, cpu: number | undefined) =>
+  encodeChunk({ input: src, outDir: path.join(scaleDir, sub), chunk: c, renditions: [ladder[1]!], preset, threads: 1, encoder: 'libx264', cpu });
 const [c0, c1] = [chunkPlan[0]!, chunkPlan[1] ?? chunkPlan[0]!];
+const [cpuA, cpuB] = lanes.pin ? [0, 1] : [undefined, undefined];
 const seqM = await measured(async () => {
-  await one(c0, 'seq');
-  await one(c1, 'seq');
+  await one(c0, 'seq', cpuA);
+  await one(c1, 'seq', cpuA);
 });
-const parM = await measured(() => Promise.all([one(c0, 'par'), one(c1, 'par')]));
+const parM = await measured(() => Promise.all([one(c0, 'par', cpuA), one(c1, 'par', cpuB)]));
 const [chunkedSec, singleSec, naiveSec, seqSec, parSec] = [chunkedM, singleM, naiveM, seqM, parM].map((m) => m.wall) as [number, number, number, number, number];
 
 // Quality and size of each rung: chunked vs the single ffmpeg command, PSNR against the source.

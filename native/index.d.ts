@@ -88,6 +88,11 @@ export interface EncodeChunkOptions {
   encoder?: string
   preset?: string
   threads?: number
+  /**
+   * Pins the encode's thread to this CPU (an index into the CPUs the process may use, modulo
+   * their count). Meant for single-threaded encodes (`threads: 1`): rung threads would inherit it.
+   */
+  cpu?: number
 }
 
 export interface EncodeChunkResult {

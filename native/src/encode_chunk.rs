@@ -29,6 +29,9 @@ pub struct EncodeChunkOptions {
     pub encoder: Option<String>,
     pub preset: Option<String>,
     pub threads: Option<u32>,
+    /// Pins the encode's thread to this CPU (an index into the CPUs the process may use, modulo
+    /// their count). Meant for single-threaded encodes (`threads: 1`): rung threads would inherit it.
+    pub cpu: Option<u32>,
 }
 
 #[napi(object)]
@@ -88,6 +91,10 @@ fn validate_chunk(c: &Chunk) -> MediaResult<()> {
 
 fn run(o: &EncodeChunkOptions, cancel: &AtomicBool) -> MediaResult<EncodeChunkResult> {
     validate_chunk(&o.chunk)?;
+    if let Some(index) = o.cpu {
+        let cpu = crate::affinity::pin_current_thread(index);
+        tracing::debug!(index, ?cpu, "chunk encode pinned");
+    }
     let span = tracing::info_span!("chunk", index = o.chunk.index, name = %o.chunk.name, start = o.chunk.start_sec, end = o.chunk.end_sec);
     let _g = span.enter();
     let out_dir = PathBuf::from(&o.out_dir);

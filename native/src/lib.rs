@@ -1,6 +1,7 @@
 //! Vora native media core (N-API). Modules map 1:1 to exported concepts; all
 //! FFmpeg use lives behind `ffmpeg`.
 
+mod affinity;
 mod cancel;
 mod checkpoint;
 mod chunk;

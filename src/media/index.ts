@@ -356,6 +356,8 @@ export interface EncodeChunkOptions {
    * rung threads, FFmpeg picks the encoders' threads.
    */
   threads?: number;
+  /** Pins a single-threaded encode to this CPU (index into the process's CPUs, modulo their count). */
+  cpu?: number;
   signal?: AbortSignal;
 }
 
@@ -407,6 +409,7 @@ export async function encodeChunk(opts: EncodeChunkOptions): Promise<EncodeChunk
         encoder: opts.encoder,
         preset: opts.preset,
         threads: opts.threads,
+        cpu: opts.cpu,
       },
       token,
     );

@@ -8,7 +8,10 @@
 // single-threaded, fed references to the same decoded frames), so a chunk left alone spreads over
 // the cores. That costs ~2% more CPU for those chunks where x264's frame threads cost ~12%; a
 // 24 s 1080p video (three chunks on two lanes) finished in 21.7 s instead of 24.7 s.
-// bench/media-pipeline.ts compares the layouts (--slots, --threads).
+// Single-threaded encodes are pinned, each to the CPU with the fewest pinned encodes (CorePins):
+// left to the scheduler, two encodes in one process ran 1.78x as fast as one on 2 cores; pinned,
+// 1.92x (VORA_ENCODE_PIN=0 turns it off, e.g. on a host shared with busier services).
+// bench/media-pipeline.ts compares the layouts (--slots, --threads, --no-pin).
 
 export interface EncodeLanes {
   /** Chunk encodes one worker runs at once. */
@@ -17,6 +20,8 @@ export interface EncodeLanes {
   threads: number;
   /** Threads for a video's last `slots` chunks. */
   tailThreads: number;
+  /** Pin single-threaded encodes to a CPU each (CorePins). */
+  pin: boolean;
 }
 
 export function encodeLanes(cores: number, env: Record<string, string | undefined> = process.env): EncodeLanes {
@@ -28,14 +33,53 @@ export function encodeLanes(cores: number, env: Record<string, string | undefine
   };
   const n = Math.max(1, cores);
   const slots = Math.max(1, int(env.VORA_WORKER_ENCODE_SLOTS, 'VORA_WORKER_ENCODE_SLOTS') || n);
+  const pinFlag = env.VORA_ENCODE_PIN;
+  if (pinFlag !== undefined && pinFlag !== '' && pinFlag !== '0' && pinFlag !== '1') {
+    throw new Error(`VORA_ENCODE_PIN must be 0 or 1, got ${JSON.stringify(pinFlag)}`);
+  }
+  // Pinning only pays when each encode has a core of its own.
+  const pin = pinFlag !== '0' && n > 1 && slots <= n;
   const fixed = int(env.VORA_ENCODE_THREADS, 'VORA_ENCODE_THREADS');
-  if (fixed !== undefined) return { slots, threads: fixed, tailThreads: fixed };
+  if (fixed !== undefined) return { slots, threads: fixed, tailThreads: fixed, pin };
   // Fewer slots than cores: the cores are shared out among them.
   const threads = Math.max(1, Math.floor(n / slots));
-  return { slots, threads, tailThreads: n === 1 ? threads : Math.max(2, threads) };
+  return { slots, threads, tailThreads: n === 1 ? threads : Math.max(2, threads), pin };
 }
 
 /** Threads for chunk `index` of `count`: the last `slots` chunks of a video get the tail's. */
 export function threadsForChunk(lanes: EncodeLanes, index: number, count: number): number {
   return index >= count - lanes.slots ? lanes.tailThreads : lanes.threads;
+}
+
+/**
+ * CPUs for pinned encodes: each acquire takes the CPU with the fewest pinned encodes, so lanes
+ * that finish at different times still end up on different CPUs.
+ */
+export class CorePins {
+  private readonly load: number[];
+
+  constructor(cores: number) {
+    this.load = new Array<number>(Math.max(1, cores)).fill(0);
+  }
+
+  acquire(): number {
+    const cpu = this.load.indexOf(Math.min(...this.load));
+    this.load[cpu]!++;
+    return cpu;
+  }
+
+  release(cpu: number): void {
+    if (this.load[cpu]) this.load[cpu]!--;
+  }
+
+  /** Runs `f` with a CPU when `pin` (a single-threaded encode), else with none. */
+  async with<T>(pin: boolean, f: (cpu: number | undefined) => Promise<T>): Promise<T> {
+    if (!pin) return f(undefined);
+    const cpu = this.acquire();
+    try {
+      return await f(cpu);
+    } finally {
+      this.release(cpu);
+    }
+  }
 }

@@ -1,19 +1,22 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_SETTINGS, chunkTargetFor, settingsFromEnv } from '../../src/worker/activities/index.ts';
-import { encodeLanes, threadsForChunk } from '../../src/worker/encode-lanes.ts';
+import { CorePins, encodeLanes, threadsForChunk } from '../../src/worker/encode-lanes.ts';
 
 describe('encodeLanes', () => {
   it('runs one single-threaded encode per core, two threads for a video\'s last chunks', () => {
-    expect(encodeLanes(2, {})).toEqual({ slots: 2, threads: 1, tailThreads: 2 });
-    expect(encodeLanes(16, {})).toEqual({ slots: 16, threads: 1, tailThreads: 2 });
-    expect(encodeLanes(1, {})).toEqual({ slots: 1, threads: 1, tailThreads: 1 });
+    expect(encodeLanes(2, {})).toEqual({ slots: 2, threads: 1, tailThreads: 2, pin: true });
+    expect(encodeLanes(16, {})).toEqual({ slots: 16, threads: 1, tailThreads: 2, pin: true });
+    expect(encodeLanes(1, {})).toEqual({ slots: 1, threads: 1, tailThreads: 1, pin: false });
   });
 
   it('shares the cores among fewer slots, or uses a fixed thread count when told to', () => {
-    expect(encodeLanes(16, { VORA_WORKER_ENCODE_SLOTS: '4' })).toEqual({ slots: 4, threads: 4, tailThreads: 4 });
-    expect(encodeLanes(2, { VORA_WORKER_ENCODE_SLOTS: '1', VORA_ENCODE_THREADS: '0' })).toEqual({ slots: 1, threads: 0, tailThreads: 0 });
-    expect(encodeLanes(2, { VORA_WORKER_ENCODE_SLOTS: '', VORA_ENCODE_THREADS: '' })).toEqual({ slots: 2, threads: 1, tailThreads: 2 });
-    expect(encodeLanes(2, { VORA_ENCODE_THREADS: '2' })).toEqual({ slots: 2, threads: 2, tailThreads: 2 });
+    expect(encodeLanes(16, { VORA_WORKER_ENCODE_SLOTS: '4' })).toEqual({ slots: 4, threads: 4, tailThreads: 4, pin: true });
+    expect(encodeLanes(2, { VORA_WORKER_ENCODE_SLOTS: '1', VORA_ENCODE_THREADS: '0' })).toEqual({ slots: 1, threads: 0, tailThreads: 0, pin: true });
+    expect(encodeLanes(2, { VORA_WORKER_ENCODE_SLOTS: '', VORA_ENCODE_THREADS: '' })).toEqual({ slots: 2, threads: 1, tailThreads: 2, pin: true });
+    expect(encodeLanes(2, { VORA_ENCODE_THREADS: '2' })).toEqual({ slots: 2, threads: 2, tailThreads: 2, pin: true });
+    // More encodes than cores cannot each have one; pinning can be turned off.
+    expect(encodeLanes(2, { VORA_WORKER_ENCODE_SLOTS: '3' }).pin).toBe(false);
+    expect(encodeLanes(2, { VORA_ENCODE_PIN: '0' }).pin).toBe(false);
   });
 
   it('gives the tail threads to the last `slots` chunks only', () => {
@@ -25,6 +28,25 @@ describe('encodeLanes', () => {
   it('refuses values that are not whole numbers', () => {
     expect(() => encodeLanes(2, { VORA_WORKER_ENCODE_SLOTS: 'two' })).toThrow(/VORA_WORKER_ENCODE_SLOTS/);
     expect(() => encodeLanes(2, { VORA_ENCODE_THREADS: '-1' })).toThrow(/VORA_ENCODE_THREADS/);
+    expect(() => encodeLanes(2, { VORA_ENCODE_PIN: 'yes' })).toThrow(/VORA_ENCODE_PIN/);
+  });
+});
+
+describe('CorePins', () => {
+  it('puts each pinned encode on the CPU with the fewest, whichever lane finished first', async () => {
+    const pins = new CorePins(2);
+    const [a, b] = [pins.acquire(), pins.acquire()];
+    expect([a, b]).toEqual([0, 1]);
+    pins.release(b); // lane on CPU 1 finished first: its next chunk goes there, not beside CPU 0's
+    expect(pins.acquire()).toBe(1);
+    pins.release(0);
+    pins.release(1);
+    const seen: (number | undefined)[] = [];
+    await pins.with(true, async (cpu) => seen.push(cpu));
+    await pins.with(false, async (cpu) => seen.push(cpu));
+    expect(seen).toEqual([0, undefined]);
+    await expect(pins.with(true, async () => Promise.reject(new Error('encode failed')))).rejects.toThrow('encode failed');
+    expect(pins.acquire()).toBe(0); // released on failure too
   });
 });
 

@@ -20,7 +20,7 @@ import { keys } from '../../common/keys.ts';
 import { rungsForSource, type Rung } from '../../common/ladder.ts';
 import type * as Media from '../../media/index.ts';
 import { injectFault, type Fault } from '../faults.ts';
-import { threadsForChunk, type EncodeLanes } from '../encode-lanes.ts';
+import { CorePins, threadsForChunk, type EncodeLanes } from '../encode-lanes.ts';
 import {
   NON_RETRYABLE_MEDIA_ERRORS,
   type ChunkManifest,
@@ -74,7 +74,7 @@ export const DEFAULT_SETTINGS: ProcessingSettings = {
   maxChunks: 120,
   concurrency: 4,
   preset: 'veryfast',
-  lanes: { slots: 1, threads: 0, tailThreads: 0 },
+  lanes: { slots: 1, threads: 0, tailThreads: 0, pin: false },
 };
 
 export function settingsFromEnv(env: Record<string, string | undefined> = process.env): Partial<ProcessingSettings> {
@@ -127,6 +127,8 @@ export function createActivities(deps: ActivityDeps) {
   const bucket = cfg.s3.bucket;
   const scratch = (videoId: string, ...p: string[]) => path.join(cfg.workDir, videoId, ...p);
   const worker = `${os.hostname()}:${process.pid}`;
+  // One CPU per single-threaded chunk encode of this worker (encode-lanes.ts).
+  const pins = new CorePins(os.availableParallelism());
 
   async function sourceKeyOf(videoId: string): Promise<string> {
     const { rows } = await pool.query<{ source_key: string }>('SELECT source_key FROM videos WHERE video_id = $1', [videoId]);
@@ -256,17 +258,21 @@ export function createActivities(deps: ActivityDeps) {
       try {
         const input = await localSource(videoId);
         hb.update({ chunk: chunkIndex, stage: 'encode', renditions: todo.map((r) => r.name) });
-        const result = await deps.media
-          .encodeChunk({
-            input,
-            outDir,
-            chunk,
-            renditions: todo,
-            segmentDurationSec: manifest.segmentDurationSec,
-            preset: settings.preset,
-            threads: threadsForChunk(settings.lanes, chunkIndex, manifest.chunks.length),
-            signal: Context.current().cancellationSignal,
-          })
+        const threads = threadsForChunk(settings.lanes, chunkIndex, manifest.chunks.length);
+        const result = await pins
+          .with(settings.lanes.pin && threads === 1, (cpu) =>
+            deps.media.encodeChunk({
+              input,
+              outDir,
+              chunk,
+              renditions: todo,
+              segmentDurationSec: manifest.segmentDurationSec,
+              preset: settings.preset,
+              threads,
+              cpu,
+              signal: Context.current().cancellationSignal,
+            }),
+          )
           .catch(mediaFailure);
         const ms = Date.now() - t0;
         for (const r of result.renditions) {
