@@ -1,6 +1,7 @@
-//! Keeps a single-threaded encode on one CPU. Two chunk encodes in one process, left to the
-//! scheduler, ran 1.78x as fast as one on a 2-core host; each pinned to its own CPU, 1.92x: a
-//! thread that stays put keeps its caches warm (x264's reference frames, the decoder's state).
+//! Keeps a single-threaded encode on one CPU (opt-in, VORA_ENCODE_PIN=1 in the worker; the
+//! scaling benchmark pins its two encodes). Two chunk encodes in one process, left to the
+//! scheduler, ran 1.78x as fast as one on a 2-core host; each pinned to its own CPU, 1.85-1.92x:
+//! a thread that stays put keeps its caches warm (x264's reference frames, the decoder's state).
 
 /// Pins the calling thread to the `index`-th CPU (modulo their count) of those this thread may
 /// run on, so a cpuset or `taskset` limit is respected. Returns the CPU, or None where pinning is

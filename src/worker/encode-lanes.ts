@@ -8,10 +8,12 @@
 // single-threaded, fed references to the same decoded frames), so a chunk left alone spreads over
 // the cores. That costs ~2% more CPU for those chunks where x264's frame threads cost ~12%; a
 // 24 s 1080p video (three chunks on two lanes) finished in 21.7 s instead of 24.7 s.
-// Single-threaded encodes are pinned, each to the CPU with the fewest pinned encodes (CorePins):
-// left to the scheduler, two encodes in one process ran 1.78x as fast as one on 2 cores; pinned,
-// 1.92x (VORA_ENCODE_PIN=0 turns it off, e.g. on a host shared with busier services).
-// bench/media-pipeline.ts compares the layouts (--slots, --threads, --no-pin).
+// VORA_ENCODE_PIN=1 pins single-threaded encodes, each to the CPU with the fewest pinned encodes
+// (CorePins). Two encodes alone in one process ran 1.78x as fast as one on 2 cores unpinned and
+// 1.85-1.92x pinned, but the whole pipeline (audio encode and tail chunks beside the lanes) was
+// no faster pinned (48.2 s either way, 60 s 1080p), and a pinned lane cannot move off a core that
+// another service keeps busy: off by default.
+// bench/media-pipeline.ts compares the layouts (--slots, --threads, --pin).
 
 export interface EncodeLanes {
   /** Chunk encodes one worker runs at once. */
@@ -38,7 +40,7 @@ export function encodeLanes(cores: number, env: Record<string, string | undefine
     throw new Error(`VORA_ENCODE_PIN must be 0 or 1, got ${JSON.stringify(pinFlag)}`);
   }
   // Pinning only pays when each encode has a core of its own.
-  const pin = pinFlag !== '0' && n > 1 && slots <= n;
+  const pin = pinFlag === '1' && n > 1 && slots <= n;
   const fixed = int(env.VORA_ENCODE_THREADS, 'VORA_ENCODE_THREADS');
   if (fixed !== undefined) return { slots, threads: fixed, tailThreads: fixed, pin };
   // Fewer slots than cores: the cores are shared out among them.

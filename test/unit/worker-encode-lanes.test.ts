@@ -4,19 +4,20 @@ import { CorePins, encodeLanes, threadsForChunk } from '../../src/worker/encode-
 
 describe('encodeLanes', () => {
   it('runs one single-threaded encode per core, two threads for a video\'s last chunks', () => {
-    expect(encodeLanes(2, {})).toEqual({ slots: 2, threads: 1, tailThreads: 2, pin: true });
-    expect(encodeLanes(16, {})).toEqual({ slots: 16, threads: 1, tailThreads: 2, pin: true });
+    expect(encodeLanes(2, {})).toEqual({ slots: 2, threads: 1, tailThreads: 2, pin: false });
+    expect(encodeLanes(16, {})).toEqual({ slots: 16, threads: 1, tailThreads: 2, pin: false });
     expect(encodeLanes(1, {})).toEqual({ slots: 1, threads: 1, tailThreads: 1, pin: false });
   });
 
   it('shares the cores among fewer slots, or uses a fixed thread count when told to', () => {
-    expect(encodeLanes(16, { VORA_WORKER_ENCODE_SLOTS: '4' })).toEqual({ slots: 4, threads: 4, tailThreads: 4, pin: true });
-    expect(encodeLanes(2, { VORA_WORKER_ENCODE_SLOTS: '1', VORA_ENCODE_THREADS: '0' })).toEqual({ slots: 1, threads: 0, tailThreads: 0, pin: true });
-    expect(encodeLanes(2, { VORA_WORKER_ENCODE_SLOTS: '', VORA_ENCODE_THREADS: '' })).toEqual({ slots: 2, threads: 1, tailThreads: 2, pin: true });
-    expect(encodeLanes(2, { VORA_ENCODE_THREADS: '2' })).toEqual({ slots: 2, threads: 2, tailThreads: 2, pin: true });
-    // More encodes than cores cannot each have one; pinning can be turned off.
-    expect(encodeLanes(2, { VORA_WORKER_ENCODE_SLOTS: '3' }).pin).toBe(false);
-    expect(encodeLanes(2, { VORA_ENCODE_PIN: '0' }).pin).toBe(false);
+    expect(encodeLanes(16, { VORA_WORKER_ENCODE_SLOTS: '4' })).toEqual({ slots: 4, threads: 4, tailThreads: 4, pin: false });
+    expect(encodeLanes(2, { VORA_WORKER_ENCODE_SLOTS: '1', VORA_ENCODE_THREADS: '0' })).toEqual({ slots: 1, threads: 0, tailThreads: 0, pin: false });
+    expect(encodeLanes(2, { VORA_WORKER_ENCODE_SLOTS: '', VORA_ENCODE_THREADS: '' })).toEqual({ slots: 2, threads: 1, tailThreads: 2, pin: false });
+    expect(encodeLanes(2, { VORA_ENCODE_THREADS: '2' })).toEqual({ slots: 2, threads: 2, tailThreads: 2, pin: false });
+    // Pinning is asked for; more encodes than cores cannot each have a CPU of their own.
+    expect(encodeLanes(2, { VORA_ENCODE_PIN: '1' }).pin).toBe(true);
+    expect(encodeLanes(2, { VORA_ENCODE_PIN: '1', VORA_WORKER_ENCODE_SLOTS: '3' }).pin).toBe(false);
+    expect(encodeLanes(1, { VORA_ENCODE_PIN: '1' }).pin).toBe(false);
   });
 
   it('gives the tail threads to the last `slots` chunks only', () => {
