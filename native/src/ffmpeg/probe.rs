@@ -254,7 +254,7 @@ pub fn probe_file(path: &Path) -> MediaResult<ProbeResult> {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation)]
-mod tests {
+pub(crate) mod tests {
     use super::{is_variable, probe_file};
     use crate::error::ErrorCode;
     use std::process::Command;
