@@ -48,7 +48,8 @@ if [[ -z "$node_file" || "$(cat native/.build-stamp 2>/dev/null)" != "$stamp_src
   echo "$stamp_src" > native/.build-stamp
 fi
 # 5. The web app (web/ -> web/dist, served by the API at /), when its sources changed.
-web_stamp=$(cat web/index.html web/vite.config.ts package-lock.json $(find web/src -type f | sort) 2>/dev/null | sha256sum | cut -c1-16)
+# src/common/video-state.ts: the one server module the app bundles in.
+web_stamp=$(cat web/index.html web/vite.config.ts package-lock.json src/common/video-state.ts $(find web/src -type f | sort) 2>/dev/null | sha256sum | cut -c1-16)
 if [[ ! -f web/dist/index.html || "$(cat web/dist/.build-stamp 2>/dev/null)" != "$web_stamp" ]]; then
   step "building the web app (vite)"
   npx --no-install vite build web --logLevel warn

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import type http from 'node:http';
 import path from 'node:path';
 import type pg from 'pg';
+import { withTransaction } from '../common/db.ts';
 import { ApiError } from './errors.ts';
 
 type Db = Pick<pg.Pool, 'query'>;
@@ -79,15 +80,10 @@ export async function optionalApiKey(db: Db, headers: http.IncomingHttpHeaders):
  */
 export async function ensureBootstrapKey(pool: pg.Pool, dataDir: string): Promise<{ id: string; key: string; file: string } | null> {
   const file = path.join(dataDir, API_KEY_FILE);
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  return withTransaction(pool, async (client) => {
     await client.query(`SELECT pg_advisory_xact_lock(hashtextextended('vora-bootstrap-key', 0))`);
     const { rows } = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM api_keys');
-    if (rows[0]!.n > 0) {
-      await client.query('COMMIT');
-      return null;
-    }
+    if (rows[0]!.n > 0) return null;
     let existing: string | null = null;
     try {
       existing = fs.readFileSync(file, 'utf8').trim();
@@ -98,14 +94,8 @@ export async function ensureBootstrapKey(pool: pg.Pool, dataDir: string): Promis
     fs.mkdirSync(dataDir, { recursive: true });
     fs.writeFileSync(file, `${created.key}\n`, { mode: 0o600 });
     fs.chmodSync(file, 0o600);
-    await client.query('COMMIT');
     return { ...created, file };
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 /** Reads `${dataDir}/api-key` (CLI, harness, `vora up`); null when there is none. */

@@ -21,6 +21,7 @@
 // reconciler (startup + every few seconds) starts its workflow later.
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { workflowIdFor } from '../common/ids.ts';
+import { markProcessing } from '../common/video-store.ts';
 import { ApiError } from './errors.ts';
 import { deleteKeys, hashObject, isNotFound, objectSize } from './objects.ts';
 import * as repo from './repo.ts';
@@ -178,7 +179,7 @@ export async function startWorkflow(ctx: ApiContext, videoId: string): Promise<v
     // Already ran (and closed) under this id: it is this video's one workflow; nothing to start.
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }
-  await repo.markProcessing(ctx.pool, videoId);
+  await markProcessing(ctx.pool, videoId);
 }
 
 /**

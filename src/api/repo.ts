@@ -1,9 +1,13 @@
-// SQL for uploads and videos, in one place. Every status change names the states it may come from
-// (states.ts), so a move that is not allowed updates no row instead of going back; the trigger in
-// migrations/002_upload_transitions.sql refuses it as well.
+// SQL for uploads, and the API's reads of videos. Every upload status change names the states it may
+// come from (states.ts), so a move that is not allowed updates no row instead of going back; the
+// trigger in migrations/002_upload_transitions.sql refuses it as well. Writes to videos and
+// renditions are src/common/video-store.ts's.
 import type pg from 'pg';
+import { withTransaction } from '../common/db.ts';
+import type { VideoState } from '../common/video-state.ts';
+import { createVideo, deleteVideo } from '../common/video-store.ts';
 import { VIDEO_COLUMNS, type VideoRow } from '../common/video-view.ts';
-import { uploadSourcesFor, type UploadState, type VideoState } from './states.ts';
+import { uploadSourcesFor, type UploadState } from './states.ts';
 
 type Db = pg.Pool | pg.PoolClient;
 
@@ -110,35 +114,19 @@ export async function completeUpload(
   pool: pg.Pool,
   u: { uploadId: string; videoId: string; size: number; sha256: string; sourceKey: string; workflowId: string },
 ): Promise<UploadState | null> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  const done = await withTransaction(pool, async (client) => {
     const upd = await client.query<{ status: UploadState }>(
       `UPDATE uploads SET status = 'UPLOADED', bytes_uploaded = $2, size = COALESCE(size, $2), sha256_actual = $3
         WHERE upload_id = $1 AND status = ANY($4)
         RETURNING status`,
       [u.uploadId, u.size, u.sha256, uploadSourcesFor('UPLOADED')],
     );
-    if (upd.rowCount === 0) {
-      await client.query('ROLLBACK');
-      const cur = await getUpload(pool, u.uploadId);
-      return cur?.status ?? null;
-    }
-    // The video inherits its upload's owner and visibility.
-    await client.query(
-      `INSERT INTO videos (video_id, upload_id, state, source_key, workflow_id, owner_key_id, private)
-       SELECT $1, $2, 'CREATED', $3, $4, owner_key_id, private FROM uploads WHERE upload_id = $2
-       ON CONFLICT DO NOTHING`,
-      [u.videoId, u.uploadId, u.sourceKey, u.workflowId],
-    );
-    await client.query('COMMIT');
-    return 'UPLOADED';
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
+    if (upd.rowCount === 0) return false; // nothing written: the commit is a no-op
+    await createVideo(client, { videoId: u.videoId, uploadId: u.uploadId, sourceKey: u.sourceKey, workflowId: u.workflowId });
+    return true;
+  });
+  if (done) return 'UPLOADED';
+  return (await getUpload(pool, u.uploadId))?.status ?? null;
 }
 
 /**
@@ -171,13 +159,6 @@ export async function completeUploadAsDuplicate(
   return (await getUpload(db, u.uploadId))?.status ?? null;
 }
 
-/** The workflow is started: CREATED -> PROCESSING, only if the worker has not moved it already. */
-export async function markProcessing(db: Db, videoId: string): Promise<void> {
-  await db.query(`UPDATE videos SET state = 'PROCESSING', updated_at = now() WHERE video_id = $1 AND state = 'CREATED'`, [
-    videoId,
-  ]);
-}
-
 /** Newest first; the cursor is the last row's (created_at, video_id), matching videos_created_idx. */
 export async function listVideos(
   db: Db,
@@ -206,22 +187,11 @@ export async function listVideos(
 
 /** Removes the video, its renditions (cascade) and its upload row. */
 export async function deleteVideoRows(pool: pg.Pool, videoId: string): Promise<{ uploadId: string } | null> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const { rows } = await client.query<{ upload_id: string }>(`DELETE FROM videos WHERE video_id = $1 RETURNING upload_id`, [
-      videoId,
-    ]);
-    const uploadId = rows[0]?.upload_id;
-    if (uploadId) await client.query(`DELETE FROM uploads WHERE upload_id = $1`, [uploadId]);
-    await client.query('COMMIT');
-    return uploadId ? { uploadId } : null;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
+  return withTransaction(pool, async (client) => {
+    const gone = await deleteVideo(client, videoId);
+    if (gone) await client.query(`DELETE FROM uploads WHERE upload_id = $1`, [gone.uploadId]);
+    return gone;
+  });
 }
 
 /** Videos whose upload is UPLOADED but whose workflow was never confirmed started. */

@@ -6,6 +6,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
 import { workflowIdFor } from '../common/ids.ts';
 import { keys } from '../common/keys.ts';
+import { VIDEO_STATES, type VideoState } from '../common/video-state.ts';
 import { loadVideo, videoView, type VideoRow } from '../common/video-view.ts';
 import { optionalApiKey, requireApiKey, type ApiKey } from './auth.ts';
 import type { ApiContext } from './context.ts';
@@ -14,7 +15,6 @@ import { deleteKeys, deletePrefix } from './objects.ts';
 import { buildOpenApi } from './openapi.ts';
 import * as repo from './repo.ts';
 import { analyticsSchema, defineRoute, healthSchema, uploadViewSchema, videoListSchema, videoViewSchema, type RouteDef } from './schemas.ts';
-import { VIDEO_STATES, type VideoState } from './states.ts';
 import { tusIdOf, UPLOAD_ID_RE } from './tus.ts';
 
 export const videoIdSchema = z.string().regex(/^vid_[a-z2-7]{20}$/);

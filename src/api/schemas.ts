@@ -3,7 +3,7 @@
 // check real answers against them). openapi.ts turns both into GET /v1/openapi.json.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { VIDEO_STATE_NAMES } from '../common/video-view.ts';
+import { VIDEO_STATES } from '../common/video-state.ts';
 import type { ApiKey } from './auth.ts';
 import { ERROR_STATUS, type ErrorCode } from './errors.ts';
 import { UPLOAD_STATES } from './states.ts';
@@ -49,7 +49,7 @@ export const renditionViewSchema = z.object({
 export const videoViewSchema = z.object({
   videoId: z.string(),
   uploadId: z.string(),
-  state: z.enum(VIDEO_STATE_NAMES),
+  state: z.enum(VIDEO_STATES),
   failure: failureSchema,
   durationSec: z.number().nullable(),
   source: z.record(z.string(), z.unknown()).nullable().describe('probe of the source'),

@@ -1,12 +1,10 @@
-// Upload state machine (CONTRACT.md): CREATED -> UPLOADING -> UPLOADED, or FAILED / EXPIRED.
+// Upload state machine (CONTRACT.md): CREATED -> UPLOADING -> UPLOADED, or FAILED / EXPIRED. (Videos'
+// and renditions' are src/common/video-state.ts's.)
 // The same table is enforced twice: here (callers name the states they may move from, so an UPDATE
 // simply matches no row when the move is not allowed) and by the trigger in
 // migrations/002_upload_transitions.sql (nothing, not even a hand-written UPDATE, leaves UPLOADED).
 export const UPLOAD_STATES = ['CREATED', 'UPLOADING', 'UPLOADED', 'FAILED', 'EXPIRED'] as const;
 export type UploadState = (typeof UPLOAD_STATES)[number];
-
-export const VIDEO_STATES = ['CREATED', 'PROCESSING', 'PARTIALLY_READY', 'READY', 'FAILED'] as const;
-export type VideoState = (typeof VIDEO_STATES)[number];
 
 export const UPLOAD_TRANSITIONS: Record<UploadState, readonly UploadState[]> = {
   // creation-with-upload can carry the whole file in the POST: CREATED -> UPLOADED directly.
@@ -24,9 +22,4 @@ export function canTransitionUpload(from: UploadState, to: UploadState): boolean
 /** The states an upload may be in for an UPDATE to `to` to apply (including `to` itself: idempotent). */
 export function uploadSourcesFor(to: UploadState): UploadState[] {
   return UPLOAD_STATES.filter((from) => canTransitionUpload(from, to));
-}
-
-/** Playback exists once at least one rendition is done. */
-export function isPlayable(state: VideoState): boolean {
-  return state === 'READY' || state === 'PARTIALLY_READY';
 }

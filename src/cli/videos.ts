@@ -8,6 +8,7 @@ import cliProgress from 'cli-progress';
 import * as tus from 'tus-js-client';
 import { readApiKeyFile } from '../api/auth.ts';
 import { loadConfig } from '../common/config.ts';
+import { isFinalVideoState } from '../common/video-state.ts';
 import { largeReadFileReader } from './file-source.ts';
 
 export class CliError extends Error {
@@ -141,7 +142,7 @@ async function follow(g: Global, videoId: string, quiet: boolean): Promise<Video
     const line = `${v.state}${v.renditions.length ? `  ${v.renditions.map((r) => `${r.name}=${r.state}`).join(' ')}` : ''}`;
     if (!quiet && line !== lastLine) process.stderr.write(`  ${videoId}: ${line}\n`);
     lastLine = line;
-    if (v.state === 'READY' || v.state === 'FAILED') return v;
+    if (isFinalVideoState(v.state)) return v;
     await new Promise((r) => setTimeout(r, 1000));
   }
 }

@@ -4,16 +4,14 @@
 import type pg from 'pg';
 import type { VoraConfig } from './config.ts';
 import { PLAYBACK_TOKEN_TTL_SEC, signPlaybackToken, withPlaybackToken } from './playback-token.ts';
+import { isPlayable, type RenditionState, type VideoState } from './video-state.ts';
 
 type Db = Pick<pg.Pool, 'query'> | pg.PoolClient;
-
-export const VIDEO_STATE_NAMES = ['CREATED', 'PROCESSING', 'PARTIALLY_READY', 'READY', 'FAILED'] as const;
-export type VideoStateName = (typeof VIDEO_STATE_NAMES)[number];
 
 export interface VideoRow {
   video_id: string;
   upload_id: string;
-  state: VideoStateName;
+  state: VideoState;
   failure_code: string | null;
   failure_message: string | null;
   duration_sec: number | null;
@@ -30,7 +28,7 @@ export interface VideoRow {
 export interface RenditionRow {
   video_id: string;
   name: string;
-  state: string;
+  state: RenditionState;
   width: number | null;
   height: number | null;
   bandwidth: number | null;
@@ -68,16 +66,13 @@ export interface VideoViewOptions {
 
 export type VideoView = ReturnType<typeof videoView>;
 
-/** Playback exists once at least one rendition is done. */
-const playable = (state: string) => state === 'READY' || state === 'PARTIALLY_READY';
-
 export function videoView(cfg: Pick<VoraConfig, 'playbackUrl' | 'playbackSecret'>, v: VideoRow, renditions: RenditionRow[], opts: VideoViewOptions = {}) {
-  const isPlayable = playable(v.state);
+  const playable = isPlayable(v.state);
   const base = `${cfg.playbackUrl.replace(/\/+$/, '')}/hls/${v.video_id}`;
-  let playbackUrl = isPlayable ? `${base}/master.m3u8` : null;
+  let playbackUrl = playable ? `${base}/master.m3u8` : null;
   // The worker writes the poster beside the playlists (keys.hls(id, 'poster.jpg')).
-  let thumbnailUrl = isPlayable ? `${base}/poster.jpg` : null;
-  if (v.private && isPlayable) {
+  let thumbnailUrl = playable ? `${base}/poster.jpg` : null;
+  if (v.private && playable) {
     const now = opts.nowSec ?? Math.floor(Date.now() / 1000);
     const token = signPlaybackToken(cfg.playbackSecret, v.video_id, now + (opts.tokenTtlSec ?? PLAYBACK_TOKEN_TTL_SEC));
     playbackUrl = withPlaybackToken(playbackUrl!, token);

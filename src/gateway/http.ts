@@ -43,8 +43,8 @@ export function errorBody(code: ErrorCode, message: string): string {
   return JSON.stringify({ error: { code, message } });
 }
 
-/** Video states whose objects may be served; others (CREATED, PROCESSING, FAILED, unknown) are 404. */
-export const SERVABLE_STATES = new Set(['READY', 'PARTIALLY_READY']);
+/** Video states whose objects may be served (the playable ones); others and unknown videos are 404. */
+export { PLAYABLE_STATES as SERVABLE_STATES } from '../common/video-state.ts';
 
 export type HlsPath =
   | { ok: true; videoId: string; rel: string }

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
 import { REPO_ROOT } from '../common/config.ts';
+import { withTransaction } from '../common/db.ts';
 
 const LOCK_KEY = 0x766f7261; // 'vora'
 
@@ -19,14 +20,13 @@ export async function migrate(pool: pg.Pool, dir = path.join(REPO_ROOT, 'migrati
     for (const name of fs.readdirSync(dir).filter((f) => f.endsWith('.sql')).sort()) {
       if (done.has(name)) continue;
       const sql = fs.readFileSync(path.join(dir, name), 'utf8');
-      await client.query('BEGIN');
       try {
-        await client.query(sql);
-        await client.query('INSERT INTO schema_migrations (name) VALUES ($1)', [name]);
-        await client.query('COMMIT');
+        await withTransaction(client, async (c) => {
+          await c.query(sql);
+          await c.query('INSERT INTO schema_migrations (name) VALUES ($1)', [name]);
+        });
         applied.push(name);
       } catch (err) {
-        await client.query('ROLLBACK');
         throw new Error(`migration ${name} failed: ${(err as Error).message}`, { cause: err });
       }
     }

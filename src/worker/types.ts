@@ -1,6 +1,8 @@
 // Types shared by the workflow and its activities. Pure types and constants: workflows import
 // nothing else from the worker side (the workflow sandbox must not load Node or native modules).
-export type RenditionState = 'PENDING' | 'PROCESSING' | 'DONE' | 'RETRYING' | 'FAILED';
+import type { RenditionState } from '../common/video-state.ts';
+
+export type { RenditionState };
 
 export interface PlannedRendition {
   name: string;

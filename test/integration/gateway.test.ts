@@ -366,12 +366,12 @@ describe('gateway: hot-object cache', () => {
     expect(gw.objects.has(`hls/${PARTIAL}/360p/init.mp4`)).toBe(true); // segments are final at once
   });
 
-  it('stops serving a video that is no longer playable and forgets its objects', async () => {
+  it('stops serving a video that is no longer playable (deleted: READY never fails) and forgets its objects', async () => {
     expect((await raw(`${G}/hls/${HOT}/master.m3u8`)).status).toBe(200);
     expect(gw.objects.has(`hls/${HOT}/master.m3u8`)).toBe(true);
     const db = new pg.Client({ connectionString: cfg.postgres.url });
     await db.connect();
-    await db.query(`UPDATE videos SET state = 'FAILED' WHERE video_id = $1`, [HOT]);
+    await db.query(`DELETE FROM videos WHERE video_id = $1`, [HOT]);
     await db.end();
     await until('video refused', async () => (await raw(`${G}/hls/${HOT}/360p/seg_00000.m4s`)).status === 404);
     expect(gw.objects.has(`hls/${HOT}/master.m3u8`)).toBe(false);

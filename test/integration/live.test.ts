@@ -106,8 +106,9 @@ describe('live video status (WebSocket /v1/live)', () => {
     c1.send({ type: 'unsubscribe', videoId: b });
     await new Promise((r) => setTimeout(r, 100));
     await db.query(`UPDATE videos SET state = 'READY' WHERE video_id = $1`, [b]);
-    await db.query(`UPDATE videos SET state = 'READY' WHERE video_id = $1`, [a]); // a still flows
-    await c1.next(videoMsg(a, (v) => v.state === 'READY'));
+    // a still flows (a FAILED video stays FAILED: its message changes instead)
+    await db.query(`UPDATE videos SET failure_message = 'y' WHERE video_id = $1`, [a]);
+    await c1.next(videoMsg(a, (v) => v.failure?.message === 'y'));
     await new Promise((r) => setTimeout(r, 300));
     expect(c1.messages.filter(videoMsg(b, (v) => v.state === 'READY'))).toEqual([]);
   });

@@ -35,6 +35,7 @@ export function ensureWebBuilt(): void {
     path.join(web, 'index.html'),
     path.join(web, 'vite.config.ts'),
     path.join(REPO_ROOT, 'package-lock.json'),
+    path.join(REPO_ROOT, 'src', 'common', 'video-state.ts'),
     ...execFileSync('find', [path.join(web, 'src'), '-type', 'f'], { encoding: 'utf8' }).split('\n').filter(Boolean).sort(),
   ];
   const h = createHash('sha256');

@@ -6,7 +6,7 @@ import { apiOptionsFromEnv } from '../../src/api/context.ts';
 import { ApiError, ERROR_STATUS, errorBody, toHttpError } from '../../src/api/errors.ts';
 import { videoIdForUpload } from '../../src/api/finalize.ts';
 import { decodeCursor, encodeCursor, listQuerySchema, uploadView, videoView } from '../../src/api/routes.ts';
-import { canTransitionUpload, isPlayable, UPLOAD_STATES, uploadSourcesFor } from '../../src/api/states.ts';
+import { canTransitionUpload, UPLOAD_STATES, uploadSourcesFor } from '../../src/api/states.ts';
 import { parseChecksumHeader, parseUploadMetadata, tusIdOf, uploadIdOfTusId } from '../../src/api/tus.ts';
 import { loadConfig } from '../../src/common/config.ts';
 import { newUploadId } from '../../src/common/ids.ts';
@@ -29,12 +29,6 @@ describe('upload state machine', () => {
     expect(uploadSourcesFor('UPLOADED').sort()).toEqual(['CREATED', 'UPLOADED', 'UPLOADING']);
     expect(uploadSourcesFor('UPLOADING').sort()).toEqual(['CREATED', 'UPLOADING']);
     expect(uploadSourcesFor('FAILED')).not.toContain('UPLOADED');
-  });
-
-  it('playback exists for READY and PARTIALLY_READY only', () => {
-    expect(isPlayable('READY')).toBe(true);
-    expect(isPlayable('PARTIALLY_READY')).toBe(true);
-    expect(isPlayable('PROCESSING')).toBe(false);
   });
 });
 

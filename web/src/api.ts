@@ -1,5 +1,6 @@
 // The API from the browser: same origin as the page. The API key comes from the URL fragment
 // (`#key=...`, printed by `vora up`), is kept in localStorage, and is sent on writes.
+import { FINAL_VIDEO_STATES, PLAYABLE_STATES } from '../../src/common/video-state';
 
 export interface AppConfig {
   playbackUrl: string;
@@ -143,8 +144,9 @@ export const getAnalytics = (id: string) => api<Analytics>('GET', `/v1/videos/${
 export const getUpload = (id: string) =>
   api<{ uploadId: string; status: string; videoId: string | null; error: { code: string; message: string } | null }>('GET', `/v1/uploads/${encodeURIComponent(id)}`);
 
-export const PLAYABLE = new Set(['PARTIALLY_READY', 'READY']);
-export const TERMINAL = new Set(['READY', 'FAILED']);
+// The server's own definitions (a pure module that Vite bundles in).
+export const PLAYABLE = PLAYABLE_STATES;
+export const TERMINAL = FINAL_VIDEO_STATES;
 
 export function fmtBytes(n: number): string {
   if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(2)} GiB`;

@@ -18,6 +18,7 @@ import type { VoraConfig } from '../../common/config.ts';
 import type { Logger } from '../../common/log.ts';
 import { keys } from '../../common/keys.ts';
 import { rungsForSource, type Rung } from '../../common/ladder.ts';
+import * as videoStore from '../../common/video-store.ts';
 import type * as Media from '../../media/index.ts';
 import { injectFault, type Fault } from '../faults.ts';
 import { CorePins, threadsForChunk, type EncodeLanes } from '../encode-lanes.ts';
@@ -170,10 +171,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     /** Probe, validate, plan chunks; the plan is stored in MinIO and referenced by key. */
     async prepareSource(videoId: string): Promise<PreparedSource> {
-      await pool.query(
-        `UPDATE videos SET state = 'PROCESSING', updated_at = now() WHERE video_id = $1 AND state IN ('CREATED', 'PROCESSING')`,
-        [videoId],
-      );
+      await videoStore.markProcessing(pool, videoId);
       await injectFault(deps.faults ?? [], { at: 'prepare', videoId, attempt: Context.current().info.attempt });
       const file = await localSource(videoId);
       const probe = await deps.media.probe(file).catch(mediaFailure);
@@ -195,26 +193,9 @@ export function createActivities(deps: ActivityDeps) {
         settingsKey,
       };
       await putJson(s3, bucket, keys.work(videoId, 'manifest.json'), manifest);
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
-        await client.query('UPDATE videos SET duration_sec = $2, source = $3, updated_at = now() WHERE video_id = $1', [
-          videoId, probe.durationSec, JSON.stringify(probe),
-        ]);
-        for (const r of renditions) {
-          await client.query(
-            `INSERT INTO renditions (video_id, name, state, chunks_total) VALUES ($1, $2, 'PENDING', $3)
-             ON CONFLICT (video_id, name) DO UPDATE SET chunks_total = EXCLUDED.chunks_total`,
-            [videoId, r.name, chunks.length],
-          );
-        }
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK');
-        throw err;
-      } finally {
-        client.release();
-      }
+      await videoStore.recordPlan(pool, videoId, {
+        durationSec: probe.durationSec, source: probe, renditions: renditions.map((r) => r.name), chunksTotal: chunks.length,
+      });
       log.info({ videoId, durationSec: probe.durationSec, chunks: chunks.length, renditions: renditions.map((r) => r.name) }, 'source prepared');
       return {
         durationSec: probe.durationSec,
@@ -293,10 +274,7 @@ export function createActivities(deps: ActivityDeps) {
             log.warn({ videoId, chunk: chunkIndex, rendition: r.rendition, attempt }, (err as Error).message);
           }
         }
-        await pool.query(
-          `UPDATE renditions SET chunks_done = chunks_done + 1, updated_at = now() WHERE video_id = $1 AND name = ANY($2)`,
-          [videoId, todo.map((r) => r.name).filter((n) => !failed.includes(n))],
-        );
+        await videoStore.countChunkDone(pool, videoId, todo.map((r) => r.name).filter((n) => !failed.includes(n)));
         if (failed.length) {
           const details: EncodeFailureDetails = { failedRenditions: failed };
           throw ApplicationFailure.create({ type: 'ENCODER_CRASHED', message: `encoder crashed for ${failed.join(', ')} on chunk ${chunkIndex}`, details: [details] });
@@ -361,29 +339,8 @@ export function createActivities(deps: ActivityDeps) {
       // Payloads carry no segment lists (history stays small); the master needs none.
       const text = deps.media.masterPlaylistText(renditions.map((r) => ({ ...r, segments: [] })), audio ? withSegments(audio) : null);
       await putText(s3, bucket, keys.hls(videoId, 'master.m3u8'), text, 'application/vnd.apple.mpegurl');
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
-        for (const r of renditions) {
-          await client.query(
-            `UPDATE renditions SET state = 'DONE', width = $3, height = $4, bandwidth = $5, error = NULL, updated_at = now()
-              WHERE video_id = $1 AND name = $2`,
-            [videoId, r.name, r.width, r.height, r.bandwidth],
-          );
-        }
-        // Never move backwards: a replayed PARTIALLY_READY after READY is a no-op.
-        await client.query(
-          `UPDATE videos SET state = $2, failure_code = NULL, failure_message = NULL, updated_at = now()
-            WHERE video_id = $1 AND (state IN ('CREATED', 'PROCESSING') OR (state = 'PARTIALLY_READY' AND $2 = 'READY'))`,
-          [videoId, state],
-        );
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK');
-        throw err;
-      } finally {
-        client.release();
-      }
+      // Never moves backwards: a replayed PARTIALLY_READY after READY is a no-op.
+      await videoStore.publish(pool, videoId, renditions, state);
       log.info({ videoId, state, renditions: renditions.map((r) => r.name) }, 'master published');
       if (state === 'READY' && deps.onReady) await deps.onReady(videoId).catch((err) => log.warn({ videoId, err: String(err) }, 'pre-warm failed'));
     },
@@ -406,14 +363,7 @@ export function createActivities(deps: ActivityDeps) {
 
     /** Mirrors the workflow's rendition states to PostgreSQL (idempotent). */
     async recordRenditions(videoId: string, states: RenditionStatus[]): Promise<void> {
-      for (const r of states) {
-        await pool.query(
-          `INSERT INTO renditions (video_id, name, state, attempts, error, chunks_total) VALUES ($1, $2, $3, $4, $5, $6)
-           ON CONFLICT (video_id, name) DO UPDATE SET state = EXCLUDED.state, attempts = GREATEST(renditions.attempts, EXCLUDED.attempts),
-             error = EXCLUDED.error, chunks_total = EXCLUDED.chunks_total, updated_at = now()`,
-          [videoId, r.name, r.state, r.attempts, r.error, r.chunksTotal],
-        );
-      }
+      await videoStore.recordRenditions(pool, videoId, states);
     },
 
     /** Removes intermediate objects and scratch files once the video is published. */
@@ -425,14 +375,8 @@ export function createActivities(deps: ActivityDeps) {
     async markFailed(videoId: string, code: string, rawMessage: string): Promise<void> {
       // The reason is shown to users: no machine paths in it.
       const message = rawMessage.split(`${cfg.workDir}${path.sep}`).join('').split(cfg.dataDir).join('<data>');
-      await pool.query(
-        `UPDATE videos SET state = 'FAILED', failure_code = $2, failure_message = $3, updated_at = now() WHERE video_id = $1`,
-        [videoId, code, message],
-      );
-      await pool.query(
-        `UPDATE renditions SET state = 'FAILED', error = COALESCE(error, $2), updated_at = now() WHERE video_id = $1 AND state <> 'DONE'`,
-        [videoId, message],
-      );
+      // No-op once READY (a failure in thumbnails or cleanup does not unpublish) or already FAILED.
+      await videoStore.markFailed(pool, videoId, code, message);
       fs.rmSync(scratch(videoId), { recursive: true, force: true });
     },
   };
