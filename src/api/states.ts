@@ -1,4 +1,4 @@
-// Upload state machine (CONTRACT.md): CREATED -> UPLOADING -> UPLOADED, or FAILED / EXPIRED.
+// Upload state machine (docs/states.md): CREATED -> UPLOADING -> UPLOADED, or FAILED / EXPIRED.
 // The same table is enforced twice: here (callers name the states they may move from, so an UPDATE
 // simply matches no row when the move is not allowed) and by the trigger in
 // migrations/002_upload_transitions.sql (nothing, not even a hand-written UPDATE, leaves UPLOADED).

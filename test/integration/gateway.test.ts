@@ -9,15 +9,17 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventBuffer, batchOf } from '../../src/analytics/buffer.ts';
-import { clickhouseSink, createClickhouse, ensureClickhouseSchema, videoAnalytics } from '../../src/analytics/clickhouse.ts';
+import { clickhouseSink, createClickhouse } from '../../src/analytics/clickhouse.ts';
+import { videoAnalytics } from '../../src/analytics/queries.ts';
+import { ensureClickhouseSchema } from '../../src/analytics/schema.ts';
 import { type PlaybackEvent } from '../../src/analytics/events.ts';
 import type { VoraConfig } from '../../src/common/config.ts';
 import { signPlaybackToken } from '../../src/common/playback-token.ts';
 import { createS3 } from '../../src/common/s3.ts';
 import { startGateway, type Gateway } from '../../src/gateway/main.ts';
-import { prewarmVideo } from '../../src/gateway/prewarm.ts';
+import { banVideo, prewarmVideo } from '../../src/common/playback-cache.ts';
 import { parseVarnishstat } from '../../src/stack/varnishstat.ts';
-import { banVideoCache, renderVcl } from '../../src/gateway/vcl.ts';
+import { renderVcl } from '../../src/gateway/vcl.ts';
 import {
   applyMigrations,
   configFor,
@@ -418,7 +420,7 @@ describe('varnish in front of the gateway', () => {
     const url = `${V}/hls/${READY}/360p/init.mp4`;
     await raw(url);
     expect((await raw(url)).headers['x-cache']).toBe('HIT');
-    await banVideoCache(V, READY);
+    await banVideo(V, READY);
     expect((await raw(url)).headers['x-cache']).toBe('MISS');
     expect((await raw(url)).headers['x-cache']).toBe('HIT');
     const p = await raw(url, { method: 'PURGE' });
@@ -573,7 +575,7 @@ describe('events into ClickHouse 18.16', () => {
     expect(r.status).toBe(202);
     expect(JSON.parse(r.body.toString())).toEqual({ accepted: events.length });
     await until('rows in ClickHouse', async () => (await chCount(`video_id = '${VID}'`)) === events.length);
-    expect(await videoAnalytics(VID, { cfg })).toEqual({
+    expect(await videoAnalytics(cfg, VID)).toEqual({
       views: 2,
       averageWatchTimeSec: 11, // (18 + 4) / 2
       dropOff: [
@@ -591,7 +593,7 @@ describe('events into ClickHouse 18.16', () => {
       rebufferRatio: 0.5,
       rebuffersPerMinute: 2.7273, // 1 / (22 / 60)
     });
-    expect(await videoAnalytics('vid_nothingaaaaaaaaaaaaa', { cfg })).toEqual({
+    expect(await videoAnalytics(cfg, 'vid_nothingaaaaaaaaaaaaa')).toEqual({
       views: 0,
       averageWatchTimeSec: 0,
       dropOff: [],
@@ -629,7 +631,7 @@ describe('events into ClickHouse 18.16', () => {
     await ensureClickhouseSchema(legacy);
     const ev: PlaybackEvent = { videoId: VID, sessionId: 'legacy', type: 'play', ts: Date.now(), segment: null, bandwidth: null, watchTimeSec: null, positionSec: null };
     await clickhouseSink(ch, 'vora_legacy')(batchOf([ev]), { retry: false });
-    expect((await videoAnalytics(VID, { cfg: legacy, client: ch })).views).toBe(1);
+    expect((await videoAnalytics(legacy, VID, ch)).views).toBe(1);
     await ch.command({ query: 'DROP DATABASE vora_legacy' });
     await ch.close();
   });
@@ -646,7 +648,7 @@ describe('events into ClickHouse 18.16', () => {
     const rs = await ch.query({ query: `SELECT count() AS n FROM vora.playback_events WHERE video_id = '${VID2}'`, format: 'JSONEachRow' });
     expect(Number((await rs.json<{ n: string }>())[0]!.n)).toBe(6); // physical rows before merges
     expect(await chCount(`video_id = '${VID2}'`)).toBe(3); // FINAL: each event once
-    expect((await videoAnalytics(VID2, { cfg, client: ch })).dropOff).toEqual([0, 1, 2].map((s) => ({ segment: s, viewers: 1 })));
+    expect((await videoAnalytics(cfg, VID2, ch)).dropOff).toEqual([0, 1, 2].map((s) => ({ segment: s, viewers: 1 })));
     await ch.close();
   });
 
