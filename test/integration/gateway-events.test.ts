@@ -19,6 +19,8 @@ let cfg: VoraConfig;
 let gw: Gateway;
 let G: string; // gateway base URL
 let dataDir: string;
+/** Events need no video state: a lookup that knows none keeps PostgreSQL (and /v1/live) out. */
+const noVideos = async () => null;
 
 beforeAll(async () => {
   server = await startClickhouse();
@@ -26,7 +28,7 @@ beforeAll(async () => {
   cfg = configFor({ clickhouse: server.port, dataDir });
   expect(await ensureClickhouseSchema(cfg)).toEqual(['001_events.sql']);
   expect(await ensureClickhouseSchema(cfg)).toEqual(['001_events.sql']); // idempotent
-  gw = await startGateway(cfg, { port: 0, stateLookup: async () => null });
+  gw = await startGateway(cfg, { port: 0, stateLookup: noVideos });
   G = `http://127.0.0.1:${gw.port}`;
 });
 
@@ -162,7 +164,7 @@ describe('events into ClickHouse 18.16', () => {
     const VID4 = 'vid_shutdownaaaaaaaaaaaa';
     // A second gateway whose timer would not flush on its own for a minute.
     const buffer = new EventBuffer({ sink: clickhouseSink(createClickhouse(cfg)), spoolDir: path.join(dataDir, 'spool-2'), flushIntervalMs: 60_000 });
-    const g2 = await startGateway(cfg, { port: 0, buffer });
+    const g2 = await startGateway(cfg, { port: 0, buffer, stateLookup: noVideos });
     const body = JSON.stringify(Array.from({ length: 5 }, (_, i) => ({ videoId: VID4, sessionId: `x${i}`, type: 'pause', ts: Date.now() })));
     const r = await raw(`http://127.0.0.1:${g2.port}/v1/events`, { method: 'POST', body });
     expect(r.status).toBe(202);
