@@ -1,5 +1,5 @@
 // Pure request/response rules of the streaming gateway: no sockets, no I/O, so they are unit-tested
-// directly and shared by main.ts.
+// directly and shared by the routes (hls-route.ts, events-route.ts) and respond.ts.
 import { ID_RE } from '../common/keys.ts';
 
 /** One table of error codes to HTTP statuses; every error body is {"error":{"code","message"}}. */
