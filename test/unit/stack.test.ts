@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PORT_VARS, loadConfig, loadWorkerConfig } from '../../src/common/config.ts';
 import { DEFAULT_LADDER, rungsForSource } from '../../src/common/ladder.ts';
+import { packageRendition } from '../../src/media/index.ts';
 import { freePort } from '../../src/stack/ports.ts';
 import { configEnv, Stack, StackError } from '../../src/stack/supervisor.ts';
 
@@ -50,7 +51,7 @@ describe('ladder', () => {
     expect(rungsForSource(DEFAULT_LADDER, 240).map((r) => r.name)).toEqual(['360p']);
   });
 
-  it('validates VORA_LADDER', () => {
+  it('validates VORA_LADDER', async () => {
     const ladderOf = (json: string) => loadWorkerConfig({ VORA_LADDER: json }).ladder;
     expect(loadWorkerConfig({}).ladder).toEqual(DEFAULT_LADDER);
     expect(ladderOf('[{"name":"480p","height":480,"videoBitrate":1400000}]')[0]!.height).toBe(480);
@@ -59,6 +60,10 @@ describe('ladder', () => {
     // One rung-name rule for the ladder, the media front and the native engine: 1 to 64 of [A-Za-z0-9_-].
     expect(ladderOf(`[{"name":"${'r'.repeat(64)}","height":480,"videoBitrate":1}]`)[0]!.name).toHaveLength(64);
     expect(() => ladderOf(`[{"name":"${'r'.repeat(65)}","height":480,"videoBitrate":1}]`)).toThrow(/VORA_LADDER/);
+    // The media front applies the same rule (a 64-character name gets past it to the next check).
+    const pkg = (rendition: string) => packageRendition({ rendition, chunkFiles: [], outDir: '/nonexistent', segmentDurationSec: 4 });
+    await expect(pkg('r'.repeat(64))).rejects.toThrow(/chunkFiles is empty/);
+    await expect(pkg('r'.repeat(65))).rejects.toThrow(/bad rendition name/);
   });
 });
 
