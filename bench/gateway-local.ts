@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import pg from 'pg';
-import { ensureClickhouseSchema } from '../src/analytics/clickhouse.ts';
+import { ensureClickhouseSchema } from '../src/analytics/schema.ts';
 import { REPO_ROOT } from '../src/common/config.ts';
 import { createS3 } from '../src/common/s3.ts';
 import { startGateway } from '../src/gateway/main.ts';

@@ -27,6 +27,7 @@ import {
 } from '../src/media/index.ts';
 import { makeClip, psnr, tempDir } from '../test/fixtures/generate.ts';
 import { chunkTargetFor, DEFAULT_SETTINGS } from '../src/worker/activities/index.ts';
+import { loadWorkerConfig } from '../src/common/config.ts';
 import { CorePins, encodeLanes, threadsForChunk } from '../src/worker/encode-lanes.ts';
 
 const full = process.argv.includes('--full');
@@ -55,9 +56,9 @@ const flagOf = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1] : undefined;
 };
-const lanes = encodeLanes(availableParallelism(), {
+const lanes = encodeLanes(availableParallelism(), loadWorkerConfig({
   VORA_WORKER_ENCODE_SLOTS: flagOf('slots'), VORA_ENCODE_THREADS: flagOf('threads'), VORA_ENCODE_PIN: process.argv.includes('--pin') ? '1' : undefined,
-});
+}).encode);
 const pins = new CorePins(availableParallelism());
 const FPS = 30;
 const ladder = DEFAULT_LADDER;

@@ -12,7 +12,7 @@
 // The database itself is created by the postgres image (POSTGRES_DB), unlike the local stack.
 import fs from 'node:fs';
 import path from 'node:path';
-import { ensureClickhouseSchema } from '../src/analytics/clickhouse.ts';
+import { ensureClickhouseSchema } from '../src/analytics/schema.ts';
 import { ensureBucket } from '../src/api/objects.ts';
 import { loadConfig } from '../src/common/config.ts';
 import { createPool } from '../src/common/db.ts';

@@ -1,5 +1,5 @@
 -- Upload and video are different things (seed 000): a video row exists only once its upload is
--- UPLOADED, and points back to it. States are CONTRACT.md's; CHECKs keep bad ones out.
+-- UPLOADED, and points back to it. States are docs/states.md's; CHECKs keep bad ones out.
 CREATE TABLE uploads (
   upload_id       text PRIMARY KEY,
   status          text NOT NULL DEFAULT 'CREATED'

@@ -1,4 +1,4 @@
-// Playback events as players send them (CONTRACT.md) and as ClickHouse stores them.
+// Playback events as players send them (docs/contract.md) and as ClickHouse stores them.
 import { Ajv } from 'ajv';
 import { z } from 'zod';
 import { ID_RE } from '../common/keys.ts';

@@ -10,7 +10,8 @@ import pg from 'pg';
 import type { VoraConfig } from '../common/config.ts';
 import { keys } from '../common/keys.ts';
 import type { Logger } from '../common/log.ts';
-import { apiOptionsFromEnv, type ApiContext, type ApiOptions } from './context.ts';
+import { loadApiOptions } from '../common/config.ts';
+import type { ApiContext, ApiOptions } from './context.ts';
 import { errorBody, toHttpError } from './errors.ts';
 import { finalizeUpload, reconcile } from './finalize.ts';
 import { abortStaleMultipartUploads, deleteKeys } from './objects.ts';
@@ -26,7 +27,7 @@ export interface ApiDeps {
   s3: S3Client;
   temporal: TemporalClient;
   logger: Logger;
-  /** Defaults from env (apiOptionsFromEnv); tests override single fields. */
+  /** Defaults from env (loadApiOptions); tests override single fields. */
   options?: Partial<ApiOptions>;
 }
 
@@ -55,7 +56,7 @@ export function isTusRequest(method: string | undefined, url: string | undefined
 }
 
 export async function createApi(deps: ApiDeps): Promise<Api> {
-  const opts: ApiOptions = { ...apiOptionsFromEnv(), ...deps.options };
+  const opts: ApiOptions = { ...loadApiOptions(), ...deps.options };
   const log = deps.logger;
   let config = deps.config;
   if (!config.playbackSecret) {

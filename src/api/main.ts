@@ -1,5 +1,5 @@
-// API process: `node --import tsx src/api/main.ts`. Config from env via loadConfig() (CONTRACT.md
-// defaults), API-only knobs via apiOptionsFromEnv() (VORA_MAX_UPLOAD_BYTES, VORA_UPLOAD_EXPIRY_HOURS,
+// API process: `node --import tsx src/api/main.ts`. Config from env via loadConfig() (docs/contract.md
+// defaults), API-only knobs via loadApiOptions() (VORA_MAX_UPLOAD_BYTES, VORA_UPLOAD_EXPIRY_HOURS,
 // VORA_UPLOAD_SWEEP_SECONDS, VORA_RECONCILE_SECONDS, VORA_UPLOAD_PART_MIB, VORA_UPLOAD_LOCKER).
 import { Client, Connection } from '@temporalio/client';
 import { loadConfig } from '../common/config.ts';

@@ -1,12 +1,14 @@
-// REST endpoints (CONTRACT.md "HTTP API"), as a table of RouteDefs: each route's zod schemas
+// REST endpoints (docs/contract.md "HTTP API"), as a table of RouteDefs: each route's zod schemas
 // validate its requests and are what GET /v1/openapi.json documents (openapi.ts). Every error is
 // thrown and leaves through the one error handler in app.ts.
 import type { FastifyInstance } from 'fastify';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
+import { videoAnalytics } from '../analytics/queries.ts';
 import { workflowIdFor } from '../common/ids.ts';
 import { keys } from '../common/keys.ts';
 import { VIDEO_STATES, type VideoState } from '../common/video-state.ts';
+import { banVideo } from '../common/playback-cache.ts';
 import { loadVideo, videoView, type VideoRow } from '../common/video-view.ts';
 import { optionalApiKey, requireApiKey, type ApiKey } from './auth.ts';
 import type { ApiContext } from './context.ts';
@@ -65,20 +67,6 @@ export function uploadView(row: repo.UploadRow, expiryMs = 0) {
 }
 
 export { videoView };
-
-type AnalyticsFn = (cfg: ApiContext['cfg'], videoId: string) => Promise<unknown>;
-
-/** src/analytics/queries.ts belongs to another engineer; until it exports videoAnalytics, 501. */
-async function loadAnalytics(): Promise<AnalyticsFn | null> {
-  try {
-    const mod = (await import(new URL('../analytics/queries.ts', import.meta.url).href)) as { videoAnalytics?: unknown };
-    return typeof mod.videoAnalytics === 'function' ? (mod.videoAnalytics as AnalyticsFn) : null;
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') return null;
-    throw err;
-  }
-}
 
 /** Who may see a video: public ones anyone; private ones their owner's key only. */
 function assertCanSee(row: VideoRow, key: ApiKey | null): void {
@@ -216,7 +204,7 @@ export function restRoutes(ctx: ApiContext): RouteDef[] {
         const tusId = tusIdOf(v.upload_id);
         await deleteKeys(s3, cfg.s3.bucket, [tusId, `${tusId}.info`, `${tusId}.part`]);
         // 3. purge the playback cache; Varnish may be down or not configured for BAN: tolerate it
-        await banFromCache(cfg.playbackUrl, videoId).catch((err) => log.warn({ err, videoId }, 'cache purge (BAN) failed'));
+        await banVideo(cfg.playbackUrl, videoId).catch((err) => log.warn({ err, videoId }, 'cache purge (BAN) failed'));
         // 4. rows
         await repo.deleteVideoRows(pool, videoId);
         log.info({ videoId, removed }, 'video deleted');
@@ -233,16 +221,13 @@ export function restRoutes(ctx: ApiContext): RouteDef[] {
       responses: {
         200: { description: 'analytics', schema: analyticsSchema },
         404: { description: 'VIDEO_NOT_FOUND' },
-        501: { description: 'analytics not built in' },
         503: { description: 'ClickHouse unavailable' },
       },
       async handler({ params, key }) {
         const videoId = params.videoId;
         assertCanSee(await videoOr404(videoId), key);
-        const fn = await loadAnalytics();
-        if (!fn) throw new ApiError('NOT_IMPLEMENTED', 'analytics are not available yet (src/analytics/queries.ts videoAnalytics)');
         try {
-          return await fn(cfg, videoId);
+          return await videoAnalytics(cfg, videoId);
         } catch (err) {
           // ClickHouse down or unreachable: say so, instead of a bare 500.
           log.warn({ err, videoId }, 'analytics query failed');
@@ -279,15 +264,4 @@ function parseParams(schema: z.ZodObject, raw: unknown): Record<string, unknown>
   const name = String(issue.path[0] ?? 'id');
   const value = (raw as Record<string, unknown>)?.[name];
   throw new ApiError('INVALID_ID', `"${String(value)}" is not a valid ${name.replace(/Id$/, '')} id`);
-}
-
-/** `BAN /hls/{id}/` on the playback entry (Varnish); the VCL bans by URL prefix. */
-export async function banFromCache(playbackUrl: string, videoId: string): Promise<number> {
-  const res = await fetch(`${playbackUrl.replace(/\/+$/, '')}/hls/${videoId}/`, {
-    method: 'BAN',
-    signal: AbortSignal.timeout(2000),
-  });
-  await res.arrayBuffer().catch(() => {});
-  if (res.status >= 400) throw new Error(`BAN answered ${res.status}`);
-  return res.status;
 }

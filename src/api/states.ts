@@ -1,4 +1,4 @@
-// Upload state machine (CONTRACT.md): CREATED -> UPLOADING -> UPLOADED, or FAILED / EXPIRED. (Videos'
+// Upload state machine (docs/states.md): CREATED -> UPLOADING -> UPLOADED, or FAILED / EXPIRED. (Videos'
 // and renditions' are src/common/video-state.ts's.)
 // The same table is enforced twice: here (callers name the states they may move from, so an UPDATE
 // simply matches no row when the move is not allowed) and by the trigger in

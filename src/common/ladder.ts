@@ -1,9 +1,16 @@
-// The default encoding ladder (CONTRACT.md): 360p/720p/1080p H.264, never upscaled above the
-// source's displayed height. Override with VORA_LADDER='[{"name":"480p","height":480,"videoBitrate":1400000}]'.
+// The default encoding ladder (docs/contract.md): 360p/720p/1080p H.264, never upscaled above the
+// source's displayed height. Override with VORA_LADDER='[{"name":"480p","height":480,"videoBitrate":1400000}]'
+// (read by loadWorkerConfig in config.ts).
 import { z } from 'zod';
 
+/**
+ * A rung's name is a path segment of its objects (hls/{id}/{name}/...): the one rule for it, the
+ * same as the native engine's (native/src/transcode.rs).
+ */
+export const RUNG_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
 export const RungSchema = z.object({
-  name: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/),
+  name: z.string().regex(RUNG_NAME),
   height: z.number().int().min(64).max(4320),
   videoBitrate: z.number().int().positive(),
   maxrate: z.number().int().positive().optional(),
@@ -16,11 +23,6 @@ export const DEFAULT_LADDER: Rung[] = [
   { name: '720p', height: 720, videoBitrate: 2_800_000, maxrate: 2_996_000, bufsize: 4_200_000 },
   { name: '1080p', height: 1080, videoBitrate: 5_000_000, maxrate: 5_350_000, bufsize: 7_500_000 },
 ];
-
-export function ladderFromEnv(env: Record<string, string | undefined> = process.env): Rung[] {
-  if (!env.VORA_LADDER) return DEFAULT_LADDER;
-  return z.array(RungSchema).min(1).parse(JSON.parse(env.VORA_LADDER));
-}
 
 /** Rungs to produce for a source: those not above its displayed height, and always the lowest. */
 export function rungsForSource(ladder: Rung[], sourceHeight: number): Rung[] {

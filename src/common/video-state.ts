@@ -1,4 +1,4 @@
-// Video and rendition state machines (CONTRACT.md "States"): the one definition. Pure (no imports),
+// Video and rendition state machines (docs/states.md): the one definition. Pure (no imports),
 // so the web app (bundled by Vite) and the workflow's types use it too. Every move is written by video-store.ts,
 // whose UPDATEs name the states they may come from (a replayed or late move matches no row), and the
 // same tables are enforced by the triggers of migrations/011_video_transitions.sql, so a bug or a

@@ -1,4 +1,4 @@
-// The one builder of a video's public JSON shape (CONTRACT.md `GET /v1/videos/{videoId}`): the API
+// The one builder of a video's public JSON shape (docs/contract.md `GET /v1/videos/{videoId}`): the API
 // answers it, and the gateway's live WebSocket can push the identical object with loadVideoView().
 // For a private video the playback and thumbnail URLs carry a signed `?token=` (playback-token.ts).
 import type pg from 'pg';

@@ -1,5 +1,5 @@
 // Pure request/response rules of the streaming gateway: no sockets, no I/O, so they are unit-tested
-// directly and shared by main.ts.
+// directly and shared by the routes (hls-route.ts, events-route.ts) and respond.ts.
 import { ID_RE } from '../common/keys.ts';
 
 /** One table of error codes to HTTP statuses; every error body is {"error":{"code","message"}}. */
@@ -185,6 +185,34 @@ export function parseRange(header: string | undefined, size: number): RangeResul
   if (!Number.isSafeInteger(start) || last < start) return { kind: 'none' }; // "5-3" is invalid: ignored
   if (start >= size) return { kind: 'unsatisfiable' };
   return { kind: 'range', start, end: Math.min(last, size - 1) };
+}
+
+/** A request's validators and Range header ('' when absent), read before the first await. */
+export interface Preconditions {
+  ifNoneMatch: string;
+  ifModifiedSince: string;
+  range: string;
+  ifRange: string;
+}
+
+export type ObjectAnswer = RangeResult | { kind: 'not_modified' };
+
+/**
+ * What a GET or HEAD of an object with these validators and `size` bytes is answered with, in RFC
+ * 9110 §13.2.2 order: If-None-Match (or If-Modified-Since when there is none) may make it a 304;
+ * then a Range is honoured unless it is a HEAD or If-Range names another version of the object.
+ */
+export function answerFor(q: Preconditions, o: { etag?: string; lastModified?: Date }, size: number, head: boolean): ObjectAnswer {
+  const ims = !q.ifNoneMatch && q.ifModifiedSince ? safeDate(q.ifModifiedSince) : undefined;
+  if (etagMatches(q.ifNoneMatch, o.etag) || (ims && o.lastModified && o.lastModified.getTime() <= ims.getTime())) return { kind: 'not_modified' };
+  if (head || (q.ifRange && q.ifRange !== o.etag)) return { kind: 'none' };
+  return parseRange(q.range, size);
+}
+
+/** An HTTP date, or undefined for one that does not parse (the header is then ignored). */
+export function safeDate(s: string): Date | undefined {
+  const d = new Date(s);
+  return Number.isNaN(d.getTime()) ? undefined : d;
 }
 
 /** Weak comparison of an If-None-Match list against an ETag (RFC 9110 §13.1.2). */

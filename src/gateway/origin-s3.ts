@@ -3,7 +3,7 @@
 // about a millisecond of CPU per call, which capped the origin at a few hundred small objects per
 // second. It answers the SDK's shapes (`send(new GetObjectCommand(input), {abortSignal})` ->
 // {Body, ContentLength, ETag, LastModified}; failures carry `$metadata.httpStatusCode` and
-// `name: 'NoSuchKey'` for 404), so main.ts and its fakes in tests are unchanged.
+// `name: 'NoSuchKey'` for 404), so hls-route.ts works with either, and with fakes in tests.
 import { createHash, createHmac } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
@@ -14,6 +14,9 @@ interface Cmd {
   constructor: { name: string };
   input: { Bucket?: string; Key?: string; Range?: string; IfMatch?: string; IfNoneMatch?: string; IfModifiedSince?: Date };
 }
+
+/** The HTTP status of a failed S3 call (this client's or the SDK's error shape). */
+export const s3Status = (err: unknown) => (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
 
 export interface OriginS3 {
   send(cmd: Cmd, opts?: { abortSignal?: AbortSignal }): Promise<any>;

@@ -1,8 +1,7 @@
-// Varnish configuration and cache invalidation for the playback entry.
+// Varnish configuration of the playback entry (invalidation: src/common/playback-cache.ts).
 import fs from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT } from '../common/config.ts';
-import { ID_RE } from '../common/keys.ts';
 
 export const VCL_TEMPLATE_PATH = path.join(REPO_ROOT, 'varnish', 'default.vcl');
 
@@ -36,21 +35,4 @@ export function renderVcl(p: VclParams, template = fs.readFileSync(VCL_TEMPLATE_
     });
   if (hosts !== 1 || ports !== 1) throw new Error('VCL template lacks the @gateway-host/@gateway-port backend lines');
   return out;
-}
-
-/**
- * Drops every cached object of a video from Varnish (BAN on its /hls/{videoId}/ prefix, allowed
- * from localhost only). For DELETE /v1/videos/{id} and re-processing. `playbackUrl` is
- * cfg.playbackUrl.
- */
-export async function banVideoCache(playbackUrl: string, videoId: string): Promise<void> {
-  if (!ID_RE.test(videoId)) throw new Error(`not a video id: ${videoId}`);
-  const res = await fetch(new URL(`/hls/${videoId}/`, playbackUrl), { method: 'BAN' });
-  if (!res.ok) throw new Error(`varnish BAN failed: ${res.status} ${await res.text()}`);
-}
-
-/** Drops one cached URL (e.g. a master playlist rewritten when a rendition finishes). */
-export async function purgeCachedUrl(playbackUrl: string, urlPath: string): Promise<void> {
-  const res = await fetch(new URL(urlPath, playbackUrl), { method: 'PURGE' });
-  if (!res.ok) throw new Error(`varnish PURGE failed: ${res.status} ${await res.text()}`);
 }

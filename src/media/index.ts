@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import { rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { RUNG_NAME } from '../common/ladder.ts';
 
 import type * as Native from '../../native/index.js';
 
@@ -223,8 +224,6 @@ export async function probe(file: string): Promise<ProbeResult> {
   }
 }
 
-const RUNG_NAME = /^[A-Za-z0-9_-]{1,64}$/;
-
 function validate(opts: HlsOptions): void {
   if (!opts.input || !opts.outDir) throw new TypeError('transcodeToHls: input and outDir are required');
   if (!opts.renditions?.length) throw new TypeError('transcodeToHls: at least one rendition is required');
@@ -421,9 +420,9 @@ export async function encodeChunk(opts: EncodeChunkOptions): Promise<EncodeChunk
 }
 
 // ---------------------------------------------------------------------------
-// Chunked pipeline (issue 3): split -> encodeChunk per chunk -> packageRendition
-// per rung, encodeAudio once, master. Each step is one Temporal activity; inputs
-// and outputs are local files.
+// Chunked pipeline (issue 3): encodeChunk per chunk (from the whole source, or from a
+// splitSource file) -> packageRendition per rung, encodeAudio once, master. The worker runs
+// each step as a Temporal activity on the whole source; inputs and outputs are local files.
 
 /** Runs a native call with a CancelToken wired to `signal`; errors become MediaError. */
 async function withCancel<T>(signal: AbortSignal | undefined, call: (token: Native.CancelToken) => Promise<T>): Promise<T> {

@@ -14,6 +14,7 @@
 // no faster pinned (48.2 s either way, 60 s 1080p), and a pinned lane cannot move off a core that
 // another service keeps busy: off by default.
 // bench/media-pipeline.ts compares the layouts (--slots, --threads, --pin).
+import type { WorkerConfig } from '../common/config.ts';
 
 export interface EncodeLanes {
   /** Chunk encodes one worker runs at once. */
@@ -26,22 +27,13 @@ export interface EncodeLanes {
   pin: boolean;
 }
 
-export function encodeLanes(cores: number, env: Record<string, string | undefined> = process.env): EncodeLanes {
-  const int = (v: string | undefined, name: string): number | undefined => {
-    if (v === undefined || v === '') return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a whole number >= 0, got ${JSON.stringify(v)}`);
-    return n;
-  };
+/** The lanes of a host with `cores` CPUs, given the worker's knobs (loadWorkerConfig().encode). */
+export function encodeLanes(cores: number, knobs: WorkerConfig['encode']): EncodeLanes {
   const n = Math.max(1, cores);
-  const slots = Math.max(1, int(env.VORA_WORKER_ENCODE_SLOTS, 'VORA_WORKER_ENCODE_SLOTS') || n);
-  const pinFlag = env.VORA_ENCODE_PIN;
-  if (pinFlag !== undefined && pinFlag !== '' && pinFlag !== '0' && pinFlag !== '1') {
-    throw new Error(`VORA_ENCODE_PIN must be 0 or 1, got ${JSON.stringify(pinFlag)}`);
-  }
+  const slots = Math.max(1, knobs.slots || n);
   // Pinning only pays when each encode has a core of its own.
-  const pin = pinFlag === '1' && n > 1 && slots <= n;
-  const fixed = int(env.VORA_ENCODE_THREADS, 'VORA_ENCODE_THREADS');
+  const pin = knobs.pin && n > 1 && slots <= n;
+  const fixed = knobs.threads;
   if (fixed !== undefined) return { slots, threads: fixed, tailThreads: fixed, pin };
   // Fewer slots than cores: the cores are shared out among them.
   const threads = Math.max(1, Math.floor(n / slots));

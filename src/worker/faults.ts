@@ -1,6 +1,6 @@
 // Fault injection for tests: crash, kill or delay a chosen attempt of a chosen (rendition, chunk).
-// Off unless VORA_FAULT_INJECTION=enabled is set explicitly, and refused when NODE_ENV=production,
-// so a stray VORA_FAULTS in a real deployment does nothing.
+// Off unless VORA_FAULT_INJECTION=enabled is set explicitly, and refused when NODE_ENV=production
+// (loadWorkerConfig in src/common/config.ts), so a stray VORA_FAULTS in a real deployment cannot fire.
 import { z } from 'zod';
 
 const FaultSchema = z.object({
@@ -29,12 +29,10 @@ export class InjectedFault extends Error {
   readonly code = 'INJECTED_FAULT';
 }
 
-export function loadFaults(env: Record<string, string | undefined> = process.env): Fault[] {
-  if (!env.VORA_FAULTS) return [];
-  if (env.VORA_FAULT_INJECTION !== 'enabled' || env.NODE_ENV === 'production') {
-    throw new Error('VORA_FAULTS is set but fault injection is not enabled (VORA_FAULT_INJECTION=enabled, not in production)');
-  }
-  return z.array(FaultSchema).parse(JSON.parse(env.VORA_FAULTS));
+/** The faults of a VORA_FAULTS spec (loadWorkerConfig has checked that injection is enabled). */
+export function parseFaults(spec: string | undefined): Fault[] {
+  if (!spec) return [];
+  return z.array(FaultSchema).parse(JSON.parse(spec));
 }
 
 const matches = (f: Fault, s: FaultSite) =>

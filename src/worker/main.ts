@@ -5,26 +5,26 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import { loadConfig } from '../common/config.ts';
+import { loadConfig, loadWorkerConfig } from '../common/config.ts';
 import { createPool } from '../common/db.ts';
-import { ladderFromEnv } from '../common/ladder.ts';
 import { createLogger } from '../common/log.ts';
 import { createS3 } from '../common/s3.ts';
 import * as media from '../media/index.ts';
 import http from 'node:http';
 import { createMetrics, prom } from '../common/metrics.ts';
-import { prewarmVideo } from '../gateway/prewarm.ts';
-import { createActivities, settingsFromEnv } from './activities/index.ts';
+import { prewarmVideo } from '../common/playback-cache.ts';
+import { createActivities } from './activities/index.ts';
 import { encodeLanes } from './encode-lanes.ts';
-import { loadFaults } from './faults.ts';
+import { parseFaults } from './faults.ts';
 
 const cfg = loadConfig();
+const wcfg = loadWorkerConfig();
 const log = createLogger('worker', cfg.logLevel);
 const pool = createPool(cfg, 4);
 const s3 = createS3(cfg);
-const faults = loadFaults();
+const faults = parseFaults(wcfg.faults);
 if (faults.length) log.warn({ faults }, 'FAULT INJECTION ENABLED: this worker will crash on purpose');
-const lanes = encodeLanes(os.availableParallelism());
+const lanes = encodeLanes(os.availableParallelism(), wcfg.encode);
 
 // Prometheus metrics on VORA_WORKER_METRICS_PORT (default 9464; 0 = any free port).
 const metrics = createMetrics('worker');
@@ -35,7 +35,7 @@ const metricsServer = http.createServer((req, res) => {
   metrics.metrics().then((body) => res.writeHead(200, { 'content-type': metrics.contentType }).end(body), () => res.writeHead(500).end());
 });
 metricsServer.on('error', (err) => log.warn({ err: err.message }, 'metrics endpoint unavailable'));
-metricsServer.listen(Number(process.env.VORA_WORKER_METRICS_PORT ?? 9464), cfg.host);
+metricsServer.listen(wcfg.metricsPort, cfg.host);
 
 const connection = await NativeConnection.connect({ address: cfg.temporal.address });
 const worker = await Worker.create({
@@ -44,7 +44,7 @@ const worker = await Worker.create({
   taskQueue: cfg.temporal.taskQueue,
   workflowsPath: fileURLToPath(new URL('./workflows/index.ts', import.meta.url)),
   activities: createActivities({
-    cfg, pool, s3, log, media, ladder: ladderFromEnv(), faults, settings: { ...settingsFromEnv(), lanes },
+    cfg, pool, s3, log, media, ladder: wcfg.ladder, faults, settings: { ...wcfg.processing, lanes },
     // Warm Varnish with the master, media playlists and first segments once a video is READY.
     onReady: async (videoId) => log.info(await prewarmVideo(cfg, videoId), 'cache pre-warmed'),
     onEncode: (e) => {

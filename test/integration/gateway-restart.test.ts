@@ -4,7 +4,8 @@
 //   npx vitest run --config test/integration/gateway.vitest.config.ts test/integration/gateway-restart.test.ts
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClickhouse, ensureClickhouseSchema } from '../../src/analytics/clickhouse.ts';
+import { createClickhouse } from '../../src/analytics/clickhouse.ts';
+import { ensureClickhouseSchema } from '../../src/analytics/schema.ts';
 import type { VoraConfig } from '../../src/common/config.ts';
 import { startGateway, type Gateway } from '../../src/gateway/main.ts';
 import { configFor, startClickhouse, tempDir, type ClickhouseServer } from './gateway-support.ts';

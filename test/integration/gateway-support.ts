@@ -3,11 +3,13 @@
 // apart from the test so the shared stack harness (test/support/) can replace them later.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import pg from 'pg';
+import { createClickhouse } from '../../src/analytics/clickhouse.ts';
 import { REPO_ROOT, loadConfig, type VoraConfig } from '../../src/common/config.ts';
 import { CLICKHOUSE_NICE } from '../../src/stack/servers.ts';
 import { createS3 } from '../../src/common/s3.ts';
@@ -282,4 +284,40 @@ export function configFor(p: {
   if (p.pgUrl) env.VORA_PG_URL = p.pgUrl;
   if (p.dataDir) env.VORA_DATA_DIR = p.dataDir;
   return loadConfig(env);
+}
+
+/** Raw request: fetch would normalise "..", and we want exact status/headers/body. */
+export function raw(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string } = {}) {
+  return new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+    const u = new URL(url);
+    const req = http.request({ host: u.hostname, port: u.port, path: url.slice(u.origin.length), method: opts.method ?? 'GET', headers: opts.headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+export async function until<T>(what: string, f: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Events stored in ClickHouse that match `where`, each once (FINAL). */
+export async function chCount(cfg: VoraConfig, where: string): Promise<number> {
+  const ch = createClickhouse(cfg);
+  try {
+    const rs = await ch.query({ query: `SELECT count() AS n FROM vora.playback_events FINAL WHERE ${where}`, format: 'JSONEachRow' });
+    return Number((await rs.json<{ n: string }>())[0]?.n ?? 0);
+  } finally {
+    await ch.close();
+  }
 }

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EventBuffer, batchRows, type Batch } from '../../src/analytics/buffer.ts';
 import type { PlaybackEvent } from '../../src/analytics/events.ts';
-import { splitSql, quoteString, clickhouseErrorCode } from '../../src/analytics/clickhouse.ts';
+import { quoteString, clickhouseErrorCode } from '../../src/analytics/clickhouse.ts';
+import { splitSql } from '../../src/analytics/schema.ts';
 
 const dirs: string[] = [];
 const spoolDir = () => {

@@ -2,7 +2,7 @@ import { ERRORS as TUS_ERRORS } from '@tus/utils';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { isTusRequest } from '../../src/api/app.ts';
-import { apiOptionsFromEnv } from '../../src/api/context.ts';
+import { loadApiOptions as apiOptionsFromEnv } from '../../src/common/config.ts';
 import { ApiError, ERROR_STATUS, errorBody, toHttpError } from '../../src/api/errors.ts';
 import { videoIdForUpload } from '../../src/api/finalize.ts';
 import { decodeCursor, encodeCursor, listQuerySchema, uploadView, videoView } from '../../src/api/routes.ts';

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { InjectedFault, injectFault, loadFaults } from '../../src/worker/faults.ts';
+import { loadWorkerConfig } from '../../src/common/config.ts';
+import { InjectedFault, injectFault, parseFaults } from '../../src/worker/faults.ts';
+
+const loadFaults = (env: Record<string, string>) => parseFaults(loadWorkerConfig(env).faults);
 
 describe('fault injection', () => {
   const spec = JSON.stringify([{ at: 'encode', rendition: '720p', chunk: 0, attempt: 1, action: 'throw' }]);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   ERROR_STATUS,
+  answerFor,
   cacheControlFor,
   contentTypeFor,
   errorBody,
@@ -97,5 +98,25 @@ describe('errors', () => {
     for (const code of Object.keys(ERROR_STATUS)) expect(code).toMatch(/^[A-Z][A-Z_]*$/);
     expect(JSON.parse(errorBody('INVALID_EVENTS', 'bad'))).toEqual({ error: { code: 'INVALID_EVENTS', message: 'bad' } });
     expect(statusLine(206)).toBe('206 Partial Content');
+  });
+});
+
+describe('answerFor (cached and origin bodies alike)', () => {
+  const o = { etag: '"e1"', lastModified: new Date('2030-01-01T00:00:00Z') };
+  const q = (h: Partial<Record<'ifNoneMatch' | 'ifModifiedSince' | 'range' | 'ifRange', string>>) => ({ ifNoneMatch: '', ifModifiedSince: '', range: '', ifRange: '', ...h });
+  it('answers 304 on a matching If-None-Match, else on If-Modified-Since, before any Range', () => {
+    expect(answerFor(q({ ifNoneMatch: 'W/"e1"', range: 'bytes=0-1' }), o, 10, false)).toEqual({ kind: 'not_modified' });
+    expect(answerFor(q({ ifModifiedSince: 'Tue, 01 Jan 2030 00:00:00 GMT', range: 'bytes=0-1' }), o, 10, false)).toEqual({ kind: 'not_modified' });
+    // If-None-Match that does not match wins over a matching If-Modified-Since (RFC 9110 §13.1.3).
+    expect(answerFor(q({ ifNoneMatch: '"other"', ifModifiedSince: 'Tue, 01 Jan 2030 00:00:00 GMT' }), o, 10, false)).toEqual({ kind: 'none' });
+    expect(answerFor(q({ ifModifiedSince: 'Mon, 31 Dec 2029 00:00:00 GMT' }), o, 10, false)).toEqual({ kind: 'none' });
+    expect(answerFor(q({ ifModifiedSince: 'not a date' }), o, 10, false)).toEqual({ kind: 'none' });
+  });
+  it('honours a Range unless HEAD or an If-Range for another version', () => {
+    expect(answerFor(q({ range: 'bytes=2-4' }), o, 10, false)).toEqual({ kind: 'range', start: 2, end: 4 });
+    expect(answerFor(q({ range: 'bytes=2-4', ifRange: '"e1"' }), o, 10, false)).toEqual({ kind: 'range', start: 2, end: 4 });
+    expect(answerFor(q({ range: 'bytes=2-4', ifRange: '"e0"' }), o, 10, false)).toEqual({ kind: 'none' });
+    expect(answerFor(q({ range: 'bytes=2-4' }), o, 10, true)).toEqual({ kind: 'none' });
+    expect(answerFor(q({ range: 'bytes=20-' }), o, 10, false)).toEqual({ kind: 'unsatisfiable' });
   });
 });

@@ -156,6 +156,32 @@ describe('gateway error paths', () => {
     expect([whole.status, whole.body]).toEqual([200, 'abc']);
   });
 
+  it('answers validators and ranges alike from the object cache and from object storage', async () => {
+    const lastModified = new Date('2030-01-01T00:00:00Z');
+    const calls: string[] = [];
+    s3Send = async (cmd) => {
+      calls.push(cmd.constructor.name);
+      if (cmd.constructor.name === 'HeadObjectCommand') return { ContentLength: 10, ETag: '"c"', LastModified: lastModified };
+      const range = /bytes=(\d+)-(\d+)/.exec(String(cmd.input.Range ?? ''));
+      const body = Buffer.from('0123456789').subarray(range ? Number(range[1]) : 0, range ? Number(range[2]) + 1 : 10);
+      return { Body: Readable.from([body]), ContentLength: body.length, ETag: '"c"', LastModified: lastModified };
+    };
+    const seg = `/hls/${VID}/360p/seg_00042.m4s`;
+    const ask = async () => {
+      const ims = await get(seg, { Range: 'bytes=1-2', 'If-Modified-Since': 'Tue, 01 Jan 2030 00:00:00 GMT' });
+      const range = await get(seg, { Range: 'bytes=1-2' });
+      const bad = await get(seg, { Range: 'bytes=50-' });
+      return [ims.status, range.status, range.body, range.headers['content-range'], range.headers.etag, bad.status, bad.headers['content-range']];
+    };
+    const fromOrigin = await ask();
+    expect(fromOrigin).toEqual([304, 206, '12', 'bytes 1-2/10', '"c"', 416, 'bytes */10']);
+    const whole = await get(seg); // fills the object cache
+    expect([whole.status, whole.body]).toEqual([200, '0123456789']);
+    calls.length = 0;
+    expect(await ask()).toEqual(fromOrigin);
+    expect(calls).toEqual([]); // all three from the cache
+  });
+
   it('pushes valid events to the buffer and answers 202', async () => {
     pushed.length = 0;
     const body = JSON.stringify([{ videoId: VID, sessionId: 's', type: 'rebuffer', ts: Date.now(), positionSec: 3 }]);

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { rewritePlaylist, routeOf } from '../../src/gateway/http.ts';
 import { liveView } from '../../src/gateway/live.ts';
-import { playlistUris } from '../../src/gateway/prewarm.ts';
+import { playlistUris } from '../../src/common/playback-cache.ts';
 import { cachedStateLookup, toAccess } from '../../src/gateway/state.ts';
 
 describe('rewritePlaylist', () => {

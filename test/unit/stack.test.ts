@@ -3,8 +3,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PORT_VARS, loadConfig } from '../../src/common/config.ts';
-import { DEFAULT_LADDER, ladderFromEnv, rungsForSource } from '../../src/common/ladder.ts';
+import { PORT_VARS, loadConfig, loadWorkerConfig } from '../../src/common/config.ts';
+import { DEFAULT_LADDER, rungsForSource } from '../../src/common/ladder.ts';
+import { packageRendition } from '../../src/media/index.ts';
 import { freePort } from '../../src/stack/ports.ts';
 import { configEnv, Stack, StackError } from '../../src/stack/supervisor.ts';
 
@@ -25,6 +26,15 @@ describe('config', () => {
     expect(() => loadConfig({ VORA_API_PORT: 'eighty' })).toThrow(/VORA_API_PORT/);
   });
 
+  it("reads the worker's settings, leaving unset ones to the worker's defaults", () => {
+    expect(loadWorkerConfig({})).toMatchObject({ processing: {}, encode: { pin: false }, metricsPort: 9464 });
+    const w = loadWorkerConfig({ VORA_CHUNK_SEC: '6', VORA_X264_PRESET: 'fast', VORA_SEGMENT_SEC: '', VORA_WORKER_METRICS_PORT: '0' });
+    expect(w.processing).toEqual({ chunkTargetSec: 6, preset: 'fast' });
+    expect(w.metricsPort).toBe(0);
+    expect(() => loadWorkerConfig({ VORA_CHUNK_CONCURRENCY: 'four' })).toThrow(/VORA_CHUNK_CONCURRENCY/);
+    expect(() => loadWorkerConfig({ VORA_WORKER_METRICS_PORT: '70000' })).toThrow(/VORA_WORKER_METRICS_PORT/);
+  });
+
   it('round-trips through configEnv, so child processes see the same stack', () => {
     const cfg = loadConfig({ VORA_API_PORT: '18080', VORA_DATA_DIR: '/tmp/x' });
     const again = loadConfig(configEnv(cfg, { minioUser: 'u', minioPassword: 'p' }));
@@ -41,9 +51,19 @@ describe('ladder', () => {
     expect(rungsForSource(DEFAULT_LADDER, 240).map((r) => r.name)).toEqual(['360p']);
   });
 
-  it('validates VORA_LADDER', () => {
-    expect(ladderFromEnv({ VORA_LADDER: '[{"name":"480p","height":480,"videoBitrate":1400000}]' })[0]!.height).toBe(480);
-    expect(() => ladderFromEnv({ VORA_LADDER: '[{"name":"../x","height":480,"videoBitrate":1}]' })).toThrow();
+  it('validates VORA_LADDER', async () => {
+    const ladderOf = (json: string) => loadWorkerConfig({ VORA_LADDER: json }).ladder;
+    expect(loadWorkerConfig({}).ladder).toEqual(DEFAULT_LADDER);
+    expect(ladderOf('[{"name":"480p","height":480,"videoBitrate":1400000}]')[0]!.height).toBe(480);
+    expect(() => ladderOf('[{"name":"../x","height":480,"videoBitrate":1}]')).toThrow(/VORA_LADDER/);
+    expect(() => ladderOf('not json')).toThrow(/VORA_LADDER/);
+    // One rung-name rule for the ladder, the media front and the native engine: 1 to 64 of [A-Za-z0-9_-].
+    expect(ladderOf(`[{"name":"${'r'.repeat(64)}","height":480,"videoBitrate":1}]`)[0]!.name).toHaveLength(64);
+    expect(() => ladderOf(`[{"name":"${'r'.repeat(65)}","height":480,"videoBitrate":1}]`)).toThrow(/VORA_LADDER/);
+    // The media front applies the same rule (a 64-character name gets past it to the next check).
+    const pkg = (rendition: string) => packageRendition({ rendition, chunkFiles: [], outDir: '/nonexistent', segmentDurationSec: 4 });
+    await expect(pkg('r'.repeat(64))).rejects.toThrow(/chunkFiles is empty/);
+    await expect(pkg('r'.repeat(65))).rejects.toThrow(/bad rendition name/);
   });
 });
 

@@ -15,7 +15,7 @@ import {
 } from '../../src/common/video-state.ts';
 
 describe('video state machine', () => {
-  it("follows CONTRACT.md: CREATED -> PROCESSING -> PARTIALLY_READY -> READY, or FAILED", () => {
+  it("follows docs/states.md: CREATED -> PROCESSING -> PARTIALLY_READY -> READY, or FAILED", () => {
     const path = ['CREATED', 'PROCESSING', 'PARTIALLY_READY', 'READY'] as const;
     for (let i = 1; i < path.length; i++) expect(canMoveVideo(path[i - 1]!, path[i]!)).toBe(true);
     for (const from of ['CREATED', 'PROCESSING', 'PARTIALLY_READY'] as const) expect(canMoveVideo(from, 'FAILED')).toBe(true);

@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_SETTINGS, chunkTargetFor, settingsFromEnv } from '../../src/worker/activities/index.ts';
-import { CorePins, encodeLanes, threadsForChunk } from '../../src/worker/encode-lanes.ts';
+import { loadWorkerConfig } from '../../src/common/config.ts';
+import { DEFAULT_SETTINGS, chunkTargetFor } from '../../src/worker/activities/index.ts';
+import { CorePins, encodeLanes as lanesOf, threadsForChunk } from '../../src/worker/encode-lanes.ts';
+
+/** The lanes a worker with these variables gets on `cores` CPUs. */
+const encodeLanes = (cores: number, env: Record<string, string>) => lanesOf(cores, loadWorkerConfig(env).encode);
 
 describe('encodeLanes', () => {
   it('runs one single-threaded encode per core, two threads for a video\'s last chunks', () => {
@@ -53,7 +57,7 @@ describe('CorePins', () => {
 
 describe('chunk plan length', () => {
   it('is whole segments, stretched for long sources', () => {
-    const s = { ...DEFAULT_SETTINGS, ...settingsFromEnv({}) };
+    const s = { ...DEFAULT_SETTINGS, ...loadWorkerConfig({}).processing };
     expect(chunkTargetFor(60, s)).toBe(8);
     expect(chunkTargetFor(60, { ...s, chunkTargetSec: 10 })).toBe(12); // rounded up to whole 4 s segments
     expect(chunkTargetFor(7200, s) % s.segmentDurationSec).toBe(0);

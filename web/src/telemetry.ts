@@ -1,4 +1,4 @@
-// Playback events (CONTRACT.md) batched to `${playbackUrl}/v1/events`. Nothing here waits on the
+// Playback events (docs/contract.md) batched to `${playbackUrl}/v1/events`. Nothing here waits on the
 // network before playback does anything: events are queued, flushed every 5 s or at 20 events with
 // a fire-and-forget fetch (keepalive), and with navigator.sendBeacon when the page is hidden.
 // Bodies are sent as text/plain (a CORS-simple request, no preflight); the gateway parses JSON.

@@ -3,7 +3,7 @@
 // on the same rows and objects, and an encode whose checkpoint is already in MinIO is skipped.
 //
 // Object flow (all in the one bucket):
-//   sources/{id}/source                       the verified upload
+//   videos.source_key (uploads/{uploadId})    the verified upload, the source in place
 //   work/{id}/manifest.json                   chunk plan (the unit of work and of checkpoints)
 //   work/{id}/enc/{rendition}/chunk_N.mp4     per-(chunk, rendition) encode + .json record (commit marker)
 //   hls/{id}/...                              what players fetch
@@ -50,7 +50,7 @@ export interface ActivityDeps {
   media: typeof Media;
   ladder: Rung[];
   faults?: Fault[];
-  /** Processing knobs (env-driven in the worker; tests set them). */
+  /** Processing knobs (the worker's from loadWorkerConfig().processing; tests set them). */
   settings?: Partial<ProcessingSettings>;
   /** Called when a video becomes READY (cache pre-warm); failures are logged, never fatal. */
   onReady?: (videoId: string) => Promise<unknown>;
@@ -77,18 +77,6 @@ export const DEFAULT_SETTINGS: ProcessingSettings = {
   preset: 'veryfast',
   lanes: { slots: 1, threads: 0, tailThreads: 0, pin: false },
 };
-
-export function settingsFromEnv(env: Record<string, string | undefined> = process.env): Partial<ProcessingSettings> {
-  const num = (v: string | undefined) => (v === undefined || v === '' ? undefined : Number(v));
-  const s: Partial<ProcessingSettings> = {
-    segmentDurationSec: num(env.VORA_SEGMENT_SEC),
-    chunkTargetSec: num(env.VORA_CHUNK_SEC),
-    maxChunks: num(env.VORA_MAX_CHUNKS),
-    concurrency: num(env.VORA_CHUNK_CONCURRENCY),
-    preset: env.VORA_X264_PRESET,
-  };
-  return Object.fromEntries(Object.entries(s).filter(([, v]) => v !== undefined)) as Partial<ProcessingSettings>;
-}
 
 /** Chunk length for a source: the target, stretched so that no plan exceeds maxChunks. */
 export function chunkTargetFor(durationSec: number, s: ProcessingSettings): number {

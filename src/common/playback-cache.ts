@@ -1,13 +1,32 @@
-// Cache pre-warming: once a video is READY the worker calls prewarmVideo(cfg, videoId), which asks
-// the playback entry (Varnish, cfg.playbackUrl) for what every viewer needs first: the master
-// playlist, each media playlist (video renditions and audio groups), and each rendition's init
-// section plus its first `segments` segments. The first real viewers then hit the cache.
+// The playback cache (Varnish, the playback entry at cfg.playbackUrl) as the API and the worker
+// drive it: pre-warm a video that became READY, and BAN a deleted video's objects.
 //
-// Never throws: failures are counted and returned (a cold cache is slower, not broken). Requests run
-// with bounded concurrency and a per-request timeout; bodies are read to the end so Varnish
-// finishes storing them.
-import type { VoraConfig } from '../common/config.ts';
-import { ID_RE } from '../common/keys.ts';
+// Pre-warming: once a video is READY the worker calls prewarmVideo(cfg, videoId), which asks the
+// playback entry for what every viewer needs first: the master playlist, each media playlist (video
+// renditions and audio groups), and each rendition's init section plus its first `segments`
+// segments. The first real viewers then hit the cache. Never throws: failures are counted and
+// returned (a cold cache is slower, not broken). Requests run with bounded concurrency and a
+// per-request timeout; bodies are read to the end so Varnish finishes storing them.
+import type { VoraConfig } from './config.ts';
+import { ID_RE } from './keys.ts';
+
+const isVideoId = (id: string) => ID_RE.test(id) && id.startsWith('vid_');
+
+/** `{playbackUrl}/hls/{videoId}/{rel}`; a path in playbackUrl is kept. */
+export function hlsUrl(playbackUrl: string, videoId: string, rel = ''): URL {
+  return new URL(`hls/${videoId}/${rel}`, playbackUrl.endsWith('/') ? playbackUrl : `${playbackUrl}/`);
+}
+
+/**
+ * Drops every cached object of a video from Varnish: BAN on its /hls/{videoId}/ prefix (the VCL
+ * bans by URL prefix, allowed from localhost only). Throws on a refusal or after `timeoutMs`.
+ */
+export async function banVideo(playbackUrl: string, videoId: string, timeoutMs = 2000): Promise<void> {
+  if (!isVideoId(videoId)) throw new Error(`not a video id: ${videoId}`);
+  const res = await fetch(hlsUrl(playbackUrl, videoId), { method: 'BAN', signal: AbortSignal.timeout(timeoutMs) });
+  const text = await res.text().catch(() => '');
+  if (!res.ok) throw new Error(`varnish BAN answered ${res.status} ${text}`.trimEnd());
+}
 
 export interface PrewarmOptions {
   /** Segments per rendition after the init section; default 2. */
@@ -105,11 +124,11 @@ export async function prewarmVideo(cfg: Pick<VoraConfig, 'playbackUrl'>, videoId
   }
 
   try {
-    if (!ID_RE.test(videoId) || !videoId.startsWith('vid_')) {
+    if (!isVideoId(videoId)) {
       fail(`not a video id: ${videoId}`);
       return r;
     }
-    const masterUrl = new URL(`/hls/${videoId}/master.m3u8`, cfg.playbackUrl);
+    const masterUrl = hlsUrl(cfg.playbackUrl, videoId, 'master.m3u8');
     const master = await get(masterUrl, 'playlist');
     if (master === null) return r;
     const { uris, attrUris } = playlistUris(master);
